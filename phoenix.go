@@ -1,0 +1,121 @@
+package phoenix
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// ComponentID names one component of the protected application, such as
+// "orders". It is the key that joins telemetry, predictions, the dependency
+// graph, allocations and routes.
+type ComponentID string
+
+var componentIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9_.-]{0,62}[a-z0-9])?$`)
+
+// Validate reports whether id is usable as a component name: lower-case
+// letters, digits, '-', '_' and '.', at most 64 characters, starting and
+// ending with a letter or digit. Names end up in file paths, URLs, labels and
+// container names, so the rule is strict on purpose.
+func (id ComponentID) Validate() error {
+	if !componentIDPattern.MatchString(string(id)) {
+		return fmt.Errorf("component name %q: use 1-64 lower-case letters, digits, '-', '_' or '.', starting and ending with a letter or digit", string(id))
+	}
+	return nil
+}
+
+// Environment names where an instance runs.
+type Environment string
+
+// The two environments Phoenix knows: the one it protects and the one it
+// rebuilds into.
+const (
+	Primary   Environment = "primary"
+	Secondary Environment = "secondary"
+)
+
+// Signal is one of the standard health signals the engine reads.
+type Signal string
+
+// The standard signals. Their units are fixed so that limits and forecasts
+// compare without conversion.
+const (
+	SignalCPU     Signal = "cpu"     // CPU seconds per second (cores in use)
+	SignalMemory  Signal = "memory"  // resident bytes
+	SignalDisk    Signal = "disk"    // bytes used on the component's data volume
+	SignalLatency Signal = "latency" // 99th percentile request latency, seconds
+	SignalErrors  Signal = "errors"  // errors per request, 0..1
+	SignalRate    Signal = "rate"    // requests per second (demand, not a failure signal)
+)
+
+// Resources is an amount of compute and storage.
+type Resources struct {
+	MilliCPU    int64 `json:"milli_cpu"`
+	MemoryBytes int64 `json:"memory_bytes"`
+	DiskBytes   int64 `json:"disk_bytes"`
+}
+
+// Risk is the Predictive Failure Engine's verdict on one component at one
+// moment: the probability that it fails within Horizon, with a confidence
+// interval, the expected time left, and the signals that drove it.
+type Risk struct {
+	Component   ComponentID   `json:"component"`
+	At          time.Time     `json:"at"`
+	Horizon     time.Duration `json:"horizon_ns"`
+	Probability float64       `json:"probability"`
+	Lower       float64       `json:"lower"`
+	Upper       float64       `json:"upper"`
+	// LeadTime is the expected time until the most likely limit is crossed;
+	// zero when no signal is forecast to cross within the horizon.
+	LeadTime time.Duration `json:"lead_time_ns"`
+	// Signals lists the signals behind the probability, most probable first.
+	Signals []SignalRisk `json:"signals,omitempty"`
+}
+
+// SignalRisk explains one signal's share of a Risk.
+type SignalRisk struct {
+	Signal      Signal  `json:"signal"`
+	Probability float64 `json:"probability"`
+	Value       float64 `json:"value"`
+	Limit       float64 `json:"limit"`
+	// Forecast is the point forecast at the horizon, with its prediction
+	// interval [ForecastLow, ForecastHigh].
+	Forecast     float64 `json:"forecast"`
+	ForecastLow  float64 `json:"forecast_low"`
+	ForecastHigh float64 `json:"forecast_high"`
+	// CrossIn is when the point forecast reaches the limit; zero if it does
+	// not within the horizon.
+	CrossIn time.Duration `json:"cross_in_ns"`
+	Reason  string        `json:"reason"`
+}
+
+// EventKind classifies an entry of the control loop's event log.
+type EventKind string
+
+// Event kinds, in the order a protected failure usually produces them.
+const (
+	EventStarted          EventKind = "started"           // the daemon started or resumed
+	EventPredicted        EventKind = "predicted"         // risk crossed the pre-warm threshold
+	EventProvisioned      EventKind = "provisioned"       // an instance was started in the secondary
+	EventSnapshot         EventKind = "snapshot"          // a full state copy reached the replica
+	EventPrewarmed        EventKind = "prewarmed"         // replica ready, state copied, registered as standby
+	EventReplicated       EventKind = "replicated"        // an incremental round (logged sparsely)
+	EventFailureSuspected EventKind = "failure_suspected" // a signal says the primary may be down
+	EventFailed           EventKind = "failed"            // failure confirmed
+	EventSwitched         EventKind = "switched"          // traffic moved to the replica
+	EventReleased         EventKind = "released"          // the replica was released, risk passed
+	EventRiskCleared      EventKind = "risk_cleared"      // risk fell below the release threshold
+	EventError            EventKind = "error"             // a step failed; Message says which and why
+)
+
+// Event is one decision or observation, with its reason, as written to the
+// persisted event log. Seq is assigned by the log and increases by one per
+// event.
+type Event struct {
+	Seq       uint64            `json:"seq"`
+	Time      time.Time         `json:"time"`
+	Kind      EventKind         `json:"kind"`
+	Component ComponentID       `json:"component,omitempty"`
+	Message   string            `json:"message"`
+	Fields    map[string]string `json:"fields,omitempty"`
+}
