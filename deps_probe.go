@@ -14,6 +14,6 @@ import (
 	_ "go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	_ "go.opentelemetry.io/otel/sdk/trace"
 	_ "go.yaml.in/yaml/v3"
-	_ "gonum.org/v1/gonum/stat"
 	_ "golang.org/x/sys/unix"
+	_ "gonum.org/v1/gonum/stat"
 )

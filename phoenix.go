@@ -119,3 +119,53 @@ type Event struct {
 	Message   string            `json:"message"`
 	Fields    map[string]string `json:"fields,omitempty"`
 }
+
+// Phase is where an allocation stands in its life.
+type Phase string
+
+// Allocation phases. An allocation moves forward only:
+// provisioning -> prewarmed -> switching -> switched, or
+// provisioning|prewarmed -> releasing -> released. failed ends an allocation
+// that could not be placed (what was placed is released first).
+const (
+	PhaseProvisioning Phase = "provisioning"
+	PhasePrewarmed    Phase = "prewarmed"
+	PhaseSwitching    Phase = "switching"
+	PhaseSwitched     Phase = "switched"
+	PhaseReleasing    Phase = "releasing"
+	PhaseReleased     Phase = "released"
+	PhaseFailed       Phase = "failed"
+)
+
+// Done reports whether the phase is final.
+func (p Phase) Done() bool { return p == PhaseReleased || p == PhaseFailed }
+
+// Allocation is a component's replica, and the replicas of its dependency
+// closure, in the secondary environment: what was decided, why, and where it
+// stands. It is persisted at every step so that a restarted daemon resumes it.
+type Allocation struct {
+	ID        string      `json:"id"`
+	Component ComponentID `json:"component"`
+	Phase     Phase       `json:"phase"`
+	Reason    string      `json:"reason"`
+	// Emergency is set when the allocation was made after the failure, with
+	// no prediction ahead of it.
+	Emergency bool `json:"emergency,omitempty"`
+	// Members are the instances, dependencies first and the component last.
+	Members     []Member  `json:"members"`
+	PredictedAt time.Time `json:"predicted_at"`
+	PrewarmedAt time.Time `json:"prewarmed_at,omitzero"`
+	SwitchedAt  time.Time `json:"switched_at,omitzero"`
+	ReleasedAt  time.Time `json:"released_at,omitzero"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Member is one instance of an allocation.
+type Member struct {
+	Component     ComponentID `json:"component"`
+	InstanceID    string      `json:"instance_id"`
+	URL           string      `json:"url,omitempty"`
+	DataDir       string      `json:"data_dir,omitempty"`
+	ProvisionedAt time.Time   `json:"provisioned_at,omitzero"`
+	ReleasedAt    time.Time   `json:"released_at,omitzero"`
+}

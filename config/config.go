@@ -1,0 +1,521 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/phoenixsre/phoenix"
+)
+
+// Config is the whole of a Phoenix daemon's configuration.
+type Config struct {
+	// StateDir holds Phoenix's own persisted state (event log, allocations,
+	// the API token) and, by default, the secondary environment's instances.
+	StateDir   string      `yaml:"state_dir"`
+	API        API         `yaml:"api"`
+	Receivers  Receivers   `yaml:"receivers"`
+	Telemetry  Telemetry   `yaml:"telemetry"`
+	Predict    Predict     `yaml:"predict"`
+	Thresholds Thresholds  `yaml:"thresholds"`
+	Traffic    Traffic     `yaml:"traffic"`
+	Secondary  Secondary   `yaml:"secondary"`
+	Components []Component `yaml:"components"`
+}
+
+// API configures the daemon's HTTP API, which the CLI and dashboards use.
+type API struct {
+	// Listen is the API's address. Loopback by default; expose it on purpose.
+	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token every API call must present. If the
+	// file does not exist the daemon creates it with a random token (mode
+	// 0600). Default: <state_dir>/token.
+	TokenFile string `yaml:"token_file"`
+}
+
+// Receivers configures the telemetry receivers other programs push to.
+type Receivers struct {
+	// OTLPHTTP is the OTLP/HTTP receiver for spans (POST /v1/traces). It
+	// requires the API token as a bearer token.
+	OTLPHTTP Listener `yaml:"otlp_http"`
+}
+
+// Listener is one listening socket.
+type Listener struct {
+	// Listen is host:port; empty disables the listener.
+	Listen string `yaml:"listen"`
+}
+
+// Telemetry configures how components' metrics are collected.
+type Telemetry struct {
+	ScrapeInterval Duration `yaml:"scrape_interval"`
+	ScrapeTimeout  Duration `yaml:"scrape_timeout"`
+	// Retention is how long history is kept in memory.
+	Retention Duration `yaml:"retention"`
+	// Metrics names the metric behind each standard signal.
+	Metrics SignalMetrics `yaml:"metrics"`
+}
+
+// SignalMetrics names, for each standard signal, the Prometheus metric it is
+// computed from. An empty name means the signal is not collected.
+type SignalMetrics struct {
+	Memory   string `yaml:"memory"`
+	CPU      string `yaml:"cpu"`
+	Disk     string `yaml:"disk"`
+	Latency  string `yaml:"latency"`
+	Requests string `yaml:"requests"`
+	Errors   string `yaml:"errors"`
+}
+
+// Predict configures the Predictive Failure Engine.
+type Predict struct {
+	// Horizon is H in "probability of failure within H".
+	Horizon Duration `yaml:"horizon"`
+	// Window is how much recent history a forecast is fitted on.
+	Window Duration `yaml:"window"`
+	// MinPoints is how many observations a signal needs before it is forecast.
+	MinPoints int `yaml:"min_points"`
+}
+
+// Thresholds are the failure probabilities at which Phoenix acts.
+type Thresholds struct {
+	// Prewarm: at or above, the component and its dependency closure are
+	// provisioned in the secondary environment and its state copied there.
+	Prewarm float64 `yaml:"prewarm"`
+	// Switch: at or above, traffic moves to the replica before the failure
+	// (pre-emptive switch). Must be above Prewarm.
+	Switch float64 `yaml:"switch"`
+	// SwitchWithin: a pre-emptive switch also needs the failure to be
+	// expected within this time. A failure that is certain but far off is
+	// better met by a standby that waits, in case the trend turns.
+	SwitchWithin Duration `yaml:"switch_within"`
+	// Release: a replica is released once the risk has stayed below this for
+	// ReleaseAfter. Must be below Prewarm (hysteresis).
+	Release      float64  `yaml:"release"`
+	ReleaseAfter Duration `yaml:"release_after"`
+}
+
+// Traffic configures the proxies Phoenix runs in front of each component.
+type Traffic struct {
+	HealthInterval Duration `yaml:"health_interval"`
+	HealthTimeout  Duration `yaml:"health_timeout"`
+	// UnhealthyAfter consecutive failed health checks confirm a failure.
+	UnhealthyAfter int `yaml:"unhealthy_after"`
+	// HoldTimeout bounds how long a request is held, instead of failed, while
+	// the active backend is failing and a switch may come.
+	HoldTimeout Duration `yaml:"hold_timeout"`
+	// DrainTimeout bounds how long a switch waits for in-flight requests.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+}
+
+// Secondary configures the environment replicas are built in.
+type Secondary struct {
+	// Provider is "process" (local processes; the default).
+	Provider string  `yaml:"provider"`
+	Process  Process `yaml:"process"`
+}
+
+// Process configures the process provider.
+type Process struct {
+	// Root is where instances get their directories. Default:
+	// <state_dir>/secondary.
+	Root string `yaml:"root"`
+	// Host is the address replicas listen on. Default 127.0.0.1.
+	Host string `yaml:"host"`
+}
+
+// Component is one protected component of the application.
+type Component struct {
+	Name phoenix.ComponentID `yaml:"name"`
+	// Proxy is the listen address of the proxy Phoenix puts in front of the
+	// component. Clients of the component must call this address.
+	Proxy string `yaml:"proxy"`
+	// HealthPath is probed on every instance; 2xx means healthy.
+	HealthPath string  `yaml:"health_path"`
+	Primary    Primary `yaml:"primary"`
+	Limits     Limits  `yaml:"limits"`
+	// DependsOn lists components this one needs, in addition to what the
+	// dependency graph learns from traces.
+	DependsOn []phoenix.ComponentID `yaml:"depends_on"`
+	Replica   Replica               `yaml:"replica"`
+	State     State                 `yaml:"state"`
+}
+
+// Primary locates the running primary instance of a component.
+type Primary struct {
+	// URL is the instance's base URL, e.g. http://10.0.0.5:8081.
+	URL string `yaml:"url"`
+	// Metrics is its Prometheus endpoint. Default: URL + "/metrics".
+	Metrics string `yaml:"metrics"`
+}
+
+// Limits are the values at which a component fails. A zero limit is not
+// watched.
+type Limits struct {
+	Memory     ByteSize `yaml:"memory"`
+	Disk       ByteSize `yaml:"disk"`
+	LatencyP99 Duration `yaml:"latency_p99"`
+	// ErrorRate is the share of requests answered with an error, 0..1.
+	ErrorRate float64 `yaml:"error_rate"`
+}
+
+// Replica says how to start the component in the secondary environment.
+type Replica struct {
+	// Command is the argv. Placeholders: {addr} (host:port to listen on),
+	// {port}, {data_dir} (the instance's data directory), {phoenix} (this
+	// executable), {url:NAME} (base URL of component NAME in the same
+	// environment as the replica, or of NAME's proxy if it has no instance
+	// there).
+	Command []string `yaml:"command"`
+	// Env is added to the instance's environment. Values take the same
+	// placeholders as Command.
+	Env map[string]string `yaml:"env"`
+}
+
+// State says how a stateful component's data moves to its replica.
+type State struct {
+	// Method is "none" (stateless, the default), "snapshot" (one full copy
+	// before the switch) or "incremental" (a full copy, then continuous
+	// incremental rounds until the switch).
+	Method string `yaml:"method"`
+	// Dir is the primary's data directory.
+	Dir string `yaml:"dir"`
+	// Promote is the request that turns the replica into a primary once its
+	// state is complete, as "METHOD /path", e.g. "POST /admin/promote".
+	Promote string `yaml:"promote"`
+	// Headers are sent with the promote request; values may be
+	// "env:NAME" to read them from the daemon's environment.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// Replication methods.
+const (
+	StateNone        = "none"
+	StateSnapshot    = "snapshot"
+	StateIncremental = "incremental"
+)
+
+// Default returns the configuration every file is decoded over.
+func Default() Config {
+	return Config{
+		StateDir:  "phoenix-state",
+		API:       API{Listen: "127.0.0.1:7070"},
+		Receivers: Receivers{OTLPHTTP: Listener{Listen: "127.0.0.1:4318"}},
+		Telemetry: Telemetry{
+			ScrapeInterval: Duration(time.Second),
+			ScrapeTimeout:  Duration(800 * time.Millisecond),
+			Retention:      Duration(time.Hour),
+			Metrics: SignalMetrics{
+				Memory:   "process_resident_memory_bytes",
+				CPU:      "process_cpu_seconds_total",
+				Latency:  "http_request_duration_seconds",
+				Requests: "http_requests_total",
+				Errors:   "http_request_errors_total",
+			},
+		},
+		Predict: Predict{Horizon: Duration(30 * time.Second), Window: Duration(20 * time.Second), MinPoints: 5},
+		Thresholds: Thresholds{
+			Prewarm:      0.5,
+			Switch:       0.95,
+			SwitchWithin: Duration(5 * time.Second),
+			Release:      0.2,
+			ReleaseAfter: Duration(10 * time.Second),
+		},
+		Traffic: Traffic{
+			HealthInterval: Duration(200 * time.Millisecond),
+			HealthTimeout:  Duration(150 * time.Millisecond),
+			UnhealthyAfter: 3,
+			HoldTimeout:    Duration(15 * time.Second),
+			DrainTimeout:   Duration(5 * time.Second),
+		},
+		Secondary: Secondary{Provider: "process", Process: Process{Host: "127.0.0.1"}},
+	}
+}
+
+// Load reads, decodes over the defaults, and validates a configuration file.
+// Relative paths in the file are taken relative to the file's directory.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	base, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	c.resolvePaths(base)
+	return c, nil
+}
+
+// Parse decodes YAML over the defaults and validates the result. Unknown
+// fields are errors, so a typo is caught instead of silently ignored.
+func Parse(b []byte) (Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Config{}, errors.New("config is empty: at least one component is needed under 'components:'")
+		}
+		return Config{}, fmt.Errorf("decode config: %w", explainYAML(err))
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+var unknownField = regexp.MustCompile(`^(line \d+): field (.+) not found in type`)
+
+// explainYAML rewords the YAML decoder's errors where its wording hides the
+// fix ("field x not found in type config.Limits").
+func explainYAML(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		if m := unknownField.FindStringSubmatch(e); m != nil {
+			e = fmt.Sprintf("%s: %q is not a known setting (check its spelling and indentation; see examples/phoenix.yaml)", m[1], m[2])
+		}
+		msgs = append(msgs, e)
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+func (c *Config) applyDefaults() {
+	if c.API.TokenFile == "" {
+		c.API.TokenFile = filepath.Join(c.StateDir, "token")
+	}
+	if c.Secondary.Process.Root == "" {
+		c.Secondary.Process.Root = filepath.Join(c.StateDir, "secondary")
+	}
+	for i := range c.Components {
+		comp := &c.Components[i]
+		if comp.HealthPath == "" {
+			comp.HealthPath = "/healthz"
+		}
+		if comp.Primary.Metrics == "" && comp.Primary.URL != "" {
+			comp.Primary.Metrics = strings.TrimRight(comp.Primary.URL, "/") + "/metrics"
+		}
+		if comp.State.Method == "" {
+			comp.State.Method = StateNone
+		}
+	}
+}
+
+// resolvePaths makes relative paths relative to base (the config file's
+// directory), as a user reading the file would expect.
+func (c *Config) resolvePaths(base string) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	tokenDefault := c.API.TokenFile == filepath.Join(c.StateDir, "token")
+	rootDefault := c.Secondary.Process.Root == filepath.Join(c.StateDir, "secondary")
+	c.StateDir = abs(c.StateDir)
+	if tokenDefault {
+		c.API.TokenFile = filepath.Join(c.StateDir, "token")
+	} else {
+		c.API.TokenFile = abs(c.API.TokenFile)
+	}
+	if rootDefault {
+		c.Secondary.Process.Root = filepath.Join(c.StateDir, "secondary")
+	} else {
+		c.Secondary.Process.Root = abs(c.Secondary.Process.Root)
+	}
+	for i := range c.Components {
+		c.Components[i].State.Dir = abs(c.Components[i].State.Dir)
+	}
+}
+
+// Component returns the named component's configuration.
+func (c *Config) Component(name phoenix.ComponentID) (Component, bool) {
+	for _, comp := range c.Components {
+		if comp.Name == name {
+			return comp, true
+		}
+	}
+	return Component{}, false
+}
+
+// Validate checks the whole configuration and returns every problem found,
+// each naming the field and what to write instead.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.StateDir == "" {
+		bad("state_dir", "must not be empty; write a directory Phoenix may create, e.g. state_dir: /var/lib/phoenix")
+	}
+	checkAddr := func(field, addr string, optional bool) {
+		if addr == "" {
+			if !optional {
+				bad(field, "must not be empty; write host:port, e.g. 127.0.0.1:7070")
+			}
+			return
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(field, "%q is not host:port (e.g. 127.0.0.1:7070): %v", addr, err)
+		}
+	}
+	checkAddr("api.listen", c.API.Listen, false)
+	checkAddr("receivers.otlp_http.listen", c.Receivers.OTLPHTTP.Listen, true)
+
+	positive := func(field string, d Duration, example string) {
+		if d <= 0 {
+			bad(field, "must be a positive duration, e.g. %s", example)
+		}
+	}
+	positive("telemetry.scrape_interval", c.Telemetry.ScrapeInterval, "1s")
+	positive("telemetry.scrape_timeout", c.Telemetry.ScrapeTimeout, "800ms")
+	positive("telemetry.retention", c.Telemetry.Retention, "1h")
+	if c.Telemetry.ScrapeTimeout > c.Telemetry.ScrapeInterval {
+		bad("telemetry.scrape_timeout", "%s is longer than scrape_interval %s; make it shorter", c.Telemetry.ScrapeTimeout, c.Telemetry.ScrapeInterval)
+	}
+	positive("predict.horizon", c.Predict.Horizon, "30s")
+	positive("predict.window", c.Predict.Window, "20s")
+	if c.Predict.MinPoints < 3 {
+		bad("predict.min_points", "%d is too few to fit a trend with its uncertainty; write 3 or more (default 5)", c.Predict.MinPoints)
+	}
+
+	t := c.Thresholds
+	prob := func(field string, v float64) bool {
+		if !(v > 0 && v < 1) {
+			bad(field, "%v is not a probability strictly between 0 and 1", v)
+			return false
+		}
+		return true
+	}
+	okP, okS, okR := prob("thresholds.prewarm", t.Prewarm), prob("thresholds.switch", t.Switch), prob("thresholds.release", t.Release)
+	if okP && okS && t.Switch <= t.Prewarm {
+		bad("thresholds.switch", "%v must be above thresholds.prewarm (%v): a replica is pre-warmed before traffic can move to it", t.Switch, t.Prewarm)
+	}
+	if okP && okR && t.Release >= t.Prewarm {
+		bad("thresholds.release", "%v must be below thresholds.prewarm (%v), or a replica would be released as soon as it is made", t.Release, t.Prewarm)
+	}
+	positive("thresholds.release_after", t.ReleaseAfter, "10s")
+	positive("thresholds.switch_within", t.SwitchWithin, "5s")
+
+	positive("traffic.health_interval", c.Traffic.HealthInterval, "200ms")
+	positive("traffic.health_timeout", c.Traffic.HealthTimeout, "150ms")
+	positive("traffic.hold_timeout", c.Traffic.HoldTimeout, "15s")
+	positive("traffic.drain_timeout", c.Traffic.DrainTimeout, "5s")
+	if c.Traffic.UnhealthyAfter < 1 {
+		bad("traffic.unhealthy_after", "%d: write how many failed health checks in a row confirm a failure, 1 or more (default 3)", c.Traffic.UnhealthyAfter)
+	}
+
+	switch c.Secondary.Provider {
+	case "process":
+	default:
+		bad("secondary.provider", "%q is not a provider; write \"process\"", c.Secondary.Provider)
+	}
+
+	if len(c.Components) == 0 {
+		bad("components", "no component to protect; list at least one (see examples/phoenix.yaml)")
+	}
+	c.validateComponents(bad, checkAddr)
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateComponents(bad func(field, format string, args ...any), checkAddr func(field, addr string, optional bool)) {
+	names := map[phoenix.ComponentID]bool{}
+	proxies := map[string]string{}
+	for i, comp := range c.Components {
+		f := func(name string) string { return fmt.Sprintf("components[%d].%s", i, name) }
+		if comp.Name != "" {
+			f = func(name string) string { return fmt.Sprintf("components[%d] (%s).%s", i, comp.Name, name) }
+		}
+		if err := comp.Name.Validate(); err != nil {
+			bad(f("name"), "%v", err)
+		} else if names[comp.Name] {
+			bad(f("name"), "%q is listed twice; each component needs its own name", comp.Name)
+		}
+		names[comp.Name] = true
+		checkAddr(f("proxy"), comp.Proxy, false)
+		if prev, dup := proxies[comp.Proxy]; dup && comp.Proxy != "" && !strings.HasSuffix(comp.Proxy, ":0") {
+			bad(f("proxy"), "%s is already the proxy of %s; give each component its own port", comp.Proxy, prev)
+		}
+		proxies[comp.Proxy] = string(comp.Name)
+		if !strings.HasPrefix(comp.HealthPath, "/") {
+			bad(f("health_path"), "%q must start with '/', e.g. /healthz", comp.HealthPath)
+		}
+		checkURL(bad, f("primary.url"), comp.Primary.URL, false)
+		checkURL(bad, f("primary.metrics"), comp.Primary.Metrics, true)
+		if comp.Limits.Memory < 0 || comp.Limits.Disk < 0 || comp.Limits.LatencyP99 < 0 {
+			bad(f("limits"), "limits must not be negative; leave a limit out to not watch it")
+		}
+		if comp.Limits.ErrorRate < 0 || comp.Limits.ErrorRate > 1 {
+			bad(f("limits.error_rate"), "%v is not a share of requests between 0 and 1, e.g. 0.05", comp.Limits.ErrorRate)
+		}
+		if len(comp.Replica.Command) == 0 {
+			bad(f("replica.command"), "empty: write the argv that starts the component, using {addr} and {data_dir}, e.g. [\"/usr/bin/orders\", \"--listen\", \"{addr}\"]")
+		}
+		switch comp.State.Method {
+		case StateNone:
+		case StateSnapshot, StateIncremental:
+			if comp.State.Dir == "" {
+				bad(f("state.dir"), "method %q needs the primary's data directory", comp.State.Method)
+			}
+			if comp.State.Promote != "" {
+				if _, _, err := ParseRequestLine(comp.State.Promote); err != nil {
+					bad(f("state.promote"), "%v", err)
+				}
+			}
+		default:
+			bad(f("state.method"), "%q is not a method; write none, snapshot or incremental", comp.State.Method)
+		}
+	}
+	for i, comp := range c.Components {
+		for j, d := range comp.DependsOn {
+			if !names[d] {
+				bad(fmt.Sprintf("components[%d] (%s).depends_on[%d]", i, comp.Name, j), "%q is not a listed component", d)
+			}
+			if d == comp.Name {
+				bad(fmt.Sprintf("components[%d] (%s).depends_on[%d]", i, comp.Name, j), "a component cannot depend on itself")
+			}
+		}
+	}
+}
+
+func checkURL(bad func(field, format string, args ...any), field, raw string, optional bool) {
+	if raw == "" {
+		if !optional {
+			bad(field, "must not be empty; write the instance's base URL, e.g. http://127.0.0.1:8081")
+		}
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad(field, "%q is not an http(s) URL with a host, e.g. http://127.0.0.1:8081", raw)
+	}
+}
+
+// ParseRequestLine splits "POST /admin/promote" into its method and path.
+func ParseRequestLine(s string) (method, path string, err error) {
+	method, path, ok := strings.Cut(strings.TrimSpace(s), " ")
+	path = strings.TrimSpace(path)
+	if !ok || method == "" || !strings.HasPrefix(path, "/") || strings.ContainsAny(method, "/ ") {
+		return "", "", fmt.Errorf("%q is not \"METHOD /path\", e.g. \"POST /admin/promote\"", s)
+	}
+	return strings.ToUpper(method), path, nil
+}

@@ -1,0 +1,337 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/phoenixsre/phoenix"
+	"github.com/phoenixsre/phoenix/allocate"
+	"github.com/phoenixsre/phoenix/config"
+	"github.com/phoenixsre/phoenix/provider"
+	"github.com/phoenixsre/phoenix/replicate"
+	"github.com/phoenixsre/phoenix/traffic"
+)
+
+// readyTimeout bounds how long a new instance may take to answer its health
+// check.
+const readyTimeout = 30 * time.Second
+
+// prewarm provisions an allocation's members in order, copies their state,
+// waits until each is ready and registers it as its component's standby.
+// It creates the allocation on first call and resumes it on later ones:
+// every step is idempotent (provisioning adopts what runs, the state copy
+// sends only what differs), so a restart in the middle neither duplicates
+// nor leaks an instance.
+func (c *Controller) prewarm(ctx context.Context, act allocate.Action) error {
+	a, created, err := c.openAllocation(act)
+	if err != nil {
+		return err
+	}
+	if created {
+		kind := phoenix.EventPredicted
+		msg := act.Reason
+		if act.Emergency {
+			kind = phoenix.EventFailureSuspected
+			msg = "no warning came: " + act.Reason
+		}
+		c.event(phoenix.Event{Kind: kind, Component: a.Component, Message: msg,
+			Fields: map[string]string{"allocation": a.ID, "members": memberList(a)}})
+	}
+	for i := range a.Members {
+		if err := c.prewarmMember(ctx, a, i); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err() // stopping: the allocation resumes on the next run
+			}
+			c.rollback(ctx, a, err)
+			return err
+		}
+	}
+	if a.Phase != phoenix.PhaseProvisioning {
+		return nil // resumed a prewarmed allocation: re-attached, nothing new to say
+	}
+	a.Phase = phoenix.PhasePrewarmed
+	a.PrewarmedAt = c.now()
+	if err := c.save(a); err != nil {
+		return err
+	}
+	after := "the prediction"
+	if a.Emergency {
+		after = "the failure was confirmed"
+	}
+	c.event(phoenix.Event{Kind: phoenix.EventPrewarmed, Component: a.Component,
+		Message: fmt.Sprintf("replica %s ready and registered as standby, %s after %s",
+			a.Members[len(a.Members)-1].InstanceID, a.PrewarmedAt.Sub(a.PredictedAt).Round(10*time.Millisecond), after),
+		Fields: map[string]string{"allocation": a.ID}})
+	return nil
+}
+
+// openAllocation returns the component's open allocation, creating and
+// persisting a new one if there is none.
+func (c *Controller) openAllocation(act allocate.Action) (*phoenix.Allocation, bool, error) {
+	c.mu.Lock()
+	st := c.comps[act.Component]
+	open := st.open
+	c.mu.Unlock()
+	if open != nil {
+		a := *open
+		a.Members = append([]phoenix.Member(nil), open.Members...)
+		return &a, false, nil
+	}
+	n, err := c.store.NextID("allocation:" + string(act.Component))
+	if err != nil {
+		return nil, false, err
+	}
+	now := c.now()
+	a := &phoenix.Allocation{
+		ID:          fmt.Sprintf("%s-%d", act.Component, n),
+		Component:   act.Component,
+		Phase:       phoenix.PhaseProvisioning,
+		Reason:      act.Reason,
+		Emergency:   act.Emergency,
+		PredictedAt: now,
+	}
+	for _, m := range act.Members {
+		a.Members = append(a.Members, phoenix.Member{Component: m, InstanceID: a.ID + "." + string(m)})
+	}
+	if err := c.save(a); err != nil {
+		return nil, false, err
+	}
+	return a, true, nil
+}
+
+// save persists the allocation and makes it the component's open one (or
+// clears it once it is over).
+func (c *Controller) save(a *phoenix.Allocation) error {
+	a.UpdatedAt = c.now()
+	if err := c.store.PutAllocation(*a); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.comps[a.Component]
+	if a.Phase.Done() || a.Phase == phoenix.PhaseSwitched {
+		st.open = nil
+	} else {
+		cp := *a
+		cp.Members = append([]phoenix.Member(nil), a.Members...)
+		st.open = &cp
+	}
+	c.metrics.allocations.WithLabelValues(string(a.Phase)).Inc()
+	return nil
+}
+
+func (c *Controller) prewarmMember(ctx context.Context, a *phoenix.Allocation, i int) error {
+	m := &a.Members[i]
+	conf, ok := c.cfg.Component(m.Component)
+	if !ok {
+		return fmt.Errorf("member %s: not a configured component", m.Component)
+	}
+	cmd, err := c.fill(conf.Replica.Command, a, i)
+	if err != nil {
+		return fmt.Errorf("member %s: replica.command: %w", m.Component, err)
+	}
+	env := map[string]string{}
+	for k, v := range conf.Replica.Env {
+		if env[k], err = c.fill1(v, a, i); err != nil {
+			return fmt.Errorf("member %s: replica.env %s: %w", m.Component, k, err)
+		}
+	}
+	inst, err := c.provision(ctx, provider.Spec{ID: m.InstanceID, Component: m.Component, Command: cmd, Env: env})
+	if err != nil {
+		return err
+	}
+	fresh := m.ProvisionedAt.IsZero()
+	m.URL = "http://" + inst.Addr
+	m.DataDir = inst.DataDir
+	if fresh {
+		m.ProvisionedAt = c.now()
+	}
+	if err := c.save(a); err != nil {
+		return err
+	}
+	if fresh {
+		c.event(phoenix.Event{Kind: phoenix.EventProvisioned, Component: a.Component,
+			Message: fmt.Sprintf("%s started in the secondary environment (%s, %s) at %s", m.InstanceID, inst.Provider, inst.Detail, m.URL),
+			Fields:  map[string]string{"allocation": a.ID, "instance": m.InstanceID}})
+	}
+	if conf.State.Method != config.StateNone {
+		if err := c.copyState(ctx, a, m, fresh); err != nil {
+			return err
+		}
+	}
+	if err := c.waitReady(ctx, m.InstanceID, m.URL+conf.HealthPath); err != nil {
+		return err
+	}
+	if conf.State.Method == config.StateIncremental {
+		if err := c.startStream(m.InstanceID, c.stateSource(m.Component), m.DataDir); err != nil {
+			return err
+		}
+	}
+	u, err := url.Parse(m.URL)
+	if err != nil {
+		return fmt.Errorf("member %s: %w", m.InstanceID, err)
+	}
+	if err := c.proxies[m.Component].SetStandby(&traffic.Backend{Name: m.InstanceID, URL: u}); err != nil {
+		return fmt.Errorf("register %s as standby: %w", m.InstanceID, err)
+	}
+	return nil
+}
+
+// copyState makes the member's data directory a copy of its component's
+// primary's: a full, verified snapshot for a fresh instance, an incremental
+// round for a resumed one.
+func (c *Controller) copyState(ctx context.Context, a *phoenix.Allocation, m *phoenix.Member, fresh bool) error {
+	src := c.stateSource(m.Component)
+	copyFn, what := replicate.Sync, "incremental catch-up"
+	if fresh {
+		copyFn, what = replicate.Snapshot, "snapshot"
+	}
+	stats, err := copyFn(ctx, src, m.DataDir)
+	if err != nil {
+		return fmt.Errorf("%s of %s to %s: %w", what, src, m.InstanceID, err)
+	}
+	c.event(phoenix.Event{Kind: phoenix.EventSnapshot, Component: a.Component,
+		Message: fmt.Sprintf("%s of %s state: %d files, %d bytes written in %s", what, m.Component, stats.Files, stats.Bytes, stats.Duration.Round(time.Millisecond)),
+		Fields:  map[string]string{"allocation": a.ID, "instance": m.InstanceID}})
+	return nil
+}
+
+// stateSource is the data directory of the component's current primary.
+func (c *Controller) stateSource(name phoenix.ComponentID) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.comps[name].primary.DataDir
+}
+
+// provision asks the provider for the instance, retrying transient
+// failures with backoff.
+func (c *Controller) provision(ctx context.Context, spec provider.Spec) (provider.Instance, error) {
+	backoff := 200 * time.Millisecond
+	var last error
+	for attempt := 1; attempt <= 3; attempt++ {
+		inst, err := c.deps.Provider.Provision(ctx, spec)
+		if err == nil {
+			return inst, nil
+		}
+		last = err
+		c.log.Warn("provision failed", "instance", spec.ID, "attempt", attempt, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return provider.Instance{}, ctx.Err()
+		}
+		backoff *= 2
+	}
+	return provider.Instance{}, fmt.Errorf("provision %s: %w", spec.ID, last)
+}
+
+// waitReady polls the instance's health endpoint until it answers 2xx.
+func (c *Controller) waitReady(ctx context.Context, id, healthURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for n := 0; ; n++ {
+		last = c.probe(ctx, healthURL)
+		if last == nil {
+			return nil
+		}
+		if n%20 == 19 {
+			if inst, err := c.deps.Provider.Status(ctx, id); err == nil && inst.State == provider.StateExited {
+				return fmt.Errorf("%s exited before it was ready (%s); its output is in the provider's log", id, inst.Detail)
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%s not ready after %s: %v", id, readyTimeout, last)
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *Controller) probe(ctx context.Context, u string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("health check answered %s", resp.Status)
+	}
+	return nil
+}
+
+var urlPlaceholder = regexp.MustCompile(`\{url:([^}]*)\}`)
+
+// fill resolves the controller's placeholders in a replica command:
+// {phoenix} and {url:NAME}. The provider fills the rest ({addr}, {port},
+// {data_dir}).
+func (c *Controller) fill(argv []string, a *phoenix.Allocation, i int) ([]string, error) {
+	out := make([]string, len(argv))
+	for j, s := range argv {
+		v, err := c.fill1(s, a, i)
+		if err != nil {
+			return nil, err
+		}
+		out[j] = v
+	}
+	return out, nil
+}
+
+func (c *Controller) fill1(s string, a *phoenix.Allocation, i int) (string, error) {
+	s = strings.ReplaceAll(s, "{phoenix}", c.deps.Executable)
+	var err error
+	s = urlPlaceholder.ReplaceAllStringFunc(s, func(ph string) string {
+		name := phoenix.ComponentID(urlPlaceholder.FindStringSubmatch(ph)[1])
+		// A member placed earlier in this allocation is in the same
+		// environment: call it directly.
+		for _, m := range a.Members[:i] {
+			if m.Component == name && m.URL != "" {
+				return m.URL
+			}
+		}
+		p, ok := c.proxies[name]
+		if !ok {
+			err = fmt.Errorf("{url:%s}: no such component", name)
+			return ph
+		}
+		return "http://" + p.Addr().String()
+	})
+	return s, err
+}
+
+// rollback releases what a failed allocation placed and closes it.
+func (c *Controller) rollback(ctx context.Context, a *phoenix.Allocation, cause error) {
+	c.releaseMembers(ctx, a)
+	a.Phase = phoenix.PhaseFailed
+	if err := c.save(a); err != nil {
+		c.log.Error("persist failed allocation", "allocation", a.ID, "err", err)
+	}
+	c.event(phoenix.Event{Kind: phoenix.EventError, Component: a.Component,
+		Message: fmt.Sprintf("allocation %s failed and was rolled back: %v", a.ID, cause),
+		Fields:  map[string]string{"allocation": a.ID}})
+}
+
+func memberList(a *phoenix.Allocation) string {
+	names := make([]string, len(a.Members))
+	for i, m := range a.Members {
+		names[i] = string(m.Component)
+	}
+	return strings.Join(names, ",")
+}

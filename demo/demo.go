@@ -1,0 +1,477 @@
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/phoenixsre/phoenix/config"
+	"github.com/phoenixsre/phoenix/control"
+	"github.com/phoenixsre/phoenix/daemon"
+	"github.com/phoenixsre/phoenix/provider/process"
+)
+
+// Scenarios the demo can play.
+var Scenarios = []string{"leak", "crash", "false-alarm"}
+
+// Options configure a demo run.
+type Options struct {
+	Scenario string
+	// Executable is the phoenix binary; the shop's services are started
+	// from it (phoenix shop ...).
+	Executable string
+	// Timeline receives the readable timeline.
+	Timeline io.Writer
+	// WorkDir holds the run's files; empty means a temporary directory,
+	// removed at the end unless Keep.
+	WorkDir string
+	Keep    bool
+	// Rate is the load in requests per second; default 200.
+	Rate int
+}
+
+// Run plays one scenario from start to end and returns its summary. The
+// shop runs as real processes in a "primary" environment, Phoenix runs
+// in-process with its proxies in front of every service, and a load
+// generator sends traffic through them the whole time.
+func Run(ctx context.Context, o Options) (sum Summary, err error) {
+	if !validScenario(o.Scenario) {
+		return sum, fmt.Errorf("unknown scenario %q: choose one of %s", o.Scenario, strings.Join(Scenarios, ", "))
+	}
+	if o.Rate <= 0 {
+		o.Rate = 200
+	}
+	if o.Timeline == nil {
+		o.Timeline = io.Discard
+	}
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+
+	work := o.WorkDir
+	if work == "" {
+		if work, err = os.MkdirTemp("", "phoenix-demo-"); err != nil {
+			return sum, fmt.Errorf("work directory: %w", err)
+		}
+		if !o.Keep {
+			defer os.RemoveAll(work)
+		}
+	}
+	r := &run{o: o, work: work, tl: newTimeline(o.Timeline), sum: Summary{Scenario: o.Scenario}}
+	r.began = time.Now()
+	r.sum.StartedAt = r.began
+	defer r.teardown()
+	if err := r.setup(ctx); err != nil {
+		return r.sum, err
+	}
+	if err := r.play(ctx); err != nil {
+		return r.sum, err
+	}
+	return r.finish(ctx)
+}
+
+func validScenario(s string) bool {
+	for _, v := range Scenarios {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// run is one demo in progress.
+type run struct {
+	o    Options
+	work string
+	tl   *timeline
+	sum  Summary
+
+	adminToken string
+	d          *daemon.Daemon
+	cfg        config.Config
+	stopDaemon context.CancelFunc
+	daemonDone chan error
+	services   map[string]*service
+	load       *loadGen
+	stopLoad   context.CancelFunc
+	loadDone   chan struct{}
+	began      time.Time
+	events     *eventWatch
+}
+
+func (r *run) setup(ctx context.Context) error {
+	r.tl.start(r.began)
+	r.adminToken = randomToken()
+	ports, err := freePorts(4)
+	if err != nil {
+		return err
+	}
+	primary := map[string]string{"gateway": ports[0], "orders": ports[1], "inventory": ports[2]}
+	stateDir := filepath.Join(r.work, "state")
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return err
+	}
+	// The daemon's token is made here so that the replicas' commands can
+	// carry it to the OTLP receiver.
+	token := randomToken()
+	if err := os.WriteFile(filepath.Join(stateDir, "token"), []byte(token+"\n"), 0o600); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(r.work, "phoenix.yaml")
+	if err := writeConfig(cfgPath, configData{
+		StateDir: stateDir, Work: r.work, Primary: primary, AdminToken: r.adminToken,
+		OTLP: ports[3], Token: token, API: "127.0.0.1:0", ReleaseAfter: "5s",
+		Proxy: map[string]string{"gateway": "127.0.0.1:0", "orders": "127.0.0.1:0", "inventory": "127.0.0.1:0"},
+	}); err != nil {
+		return err
+	}
+	if r.cfg, err = config.Load(cfgPath); err != nil {
+		return fmt.Errorf("demo config: %w", err)
+	}
+	logf, err := os.OpenFile(filepath.Join(r.work, "phoenix.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	r.d, err = daemon.New(r.cfg, daemon.Options{
+		Logger:     slog.New(slog.NewJSONHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Executable: r.o.Executable,
+	})
+	if err != nil {
+		return fmt.Errorf("start phoenix: %w", err)
+	}
+	dctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	r.stopDaemon, r.daemonDone = stop, make(chan error, 1)
+	go func() { r.daemonDone <- r.d.Run(dctx) }()
+	r.events = watchEvents(dctx, r.d.Store(), r.tl)
+	r.tl.say("phoenix", "daemon up: API %s, OTLP %s, proxies gateway %s, orders %s, inventory %s (config %s, log %s)",
+		r.d.APIAddr(), r.d.OTLPAddr(), r.d.ProxyAddr("gateway"), r.d.ProxyAddr("orders"), r.d.ProxyAddr("inventory"),
+		cfgPath, filepath.Join(r.work, "phoenix.log"))
+
+	r.services, err = startShop(ctx, shopEnv{
+		exe: r.o.Executable, work: r.work, primary: primary, otlp: r.d.OTLPAddr(), token: r.d.Token(), adminToken: r.adminToken,
+		proxy: map[string]string{"gateway": r.d.ProxyAddr("gateway"), "orders": r.d.ProxyAddr("orders"), "inventory": r.d.ProxyAddr("inventory")},
+	}, func(format string, args ...any) { r.tl.say("shop", format, args...) })
+	if err != nil {
+		return err
+	}
+	r.load = newLoadGen("http://"+r.d.ProxyAddr("gateway"), r.o.Rate, 16)
+	lctx, lstop := context.WithCancel(context.WithoutCancel(ctx))
+	r.stopLoad, r.loadDone = lstop, make(chan struct{})
+	go func() { defer close(r.loadDone); r.load.run(lctx) }()
+	r.tl.say("load", "sending %d requests/s through the gateway's proxy (half writes of new keys, half reads checked against what was written; no retries)", r.o.Rate)
+	return nil
+}
+
+// play runs the scenario's script.
+func (r *run) play(ctx context.Context) error {
+	// Let the engine learn the baseline and the mapper see the traces.
+	if err := r.waitFor(ctx, 6*time.Second, func() bool {
+		return len(r.d.Graph().Closure("gateway")) >= 2 && time.Since(r.began) > 5*time.Second
+	}); err != nil && !errors.Is(err, errTimeout) {
+		return err
+	}
+	r.tl.say("phoenix", "dependency graph from traces: gateway needs %v", r.d.Graph().Closure("gateway"))
+	orders := r.services["orders"]
+	switch r.o.Scenario {
+	case "leak":
+		r.tl.say("fault", "orders@primary starts leaking memory at 8 MiB/s; it is killed when it passes its 160 MiB limit")
+		if err := orders.fault(ctx, r.adminToken, `{"kind":"leak","bytes_per_second":8388608}`); err != nil {
+			return err
+		}
+		if err := r.waitFor(ctx, 40*time.Second, orders.exited); err != nil {
+			return fmt.Errorf("orders did not run out of memory: %w", err)
+		}
+		r.noteFailure(orders)
+		return r.waitFor(ctx, 20*time.Second, r.events.switched)
+	case "crash":
+		r.tl.say("fault", "orders@primary is killed with SIGKILL, with no warning")
+		if err := orders.fault(ctx, r.adminToken, `{"kind":"crash"}`); err != nil && !orders.exited() {
+			return err
+		}
+		if err := r.waitFor(ctx, 5*time.Second, orders.exited); err != nil {
+			return fmt.Errorf("orders did not crash: %w", err)
+		}
+		r.noteFailure(orders)
+		return r.waitFor(ctx, 20*time.Second, r.events.switched)
+	case "false-alarm":
+		r.tl.say("fault", "orders@primary's memory climbs at 5 MiB/s for 9 s, then the leak stops and the memory is freed")
+		if err := orders.fault(ctx, r.adminToken, `{"kind":"leak","bytes_per_second":5242880}`); err != nil {
+			return err
+		}
+		if err := r.sleep(ctx, 9*time.Second); err != nil {
+			return err
+		}
+		if err := orders.fault(ctx, r.adminToken, `{"kind":"clear"}`); err != nil {
+			return err
+		}
+		r.tl.say("fault", "orders@primary recovered: leak stopped, memory freed")
+		return r.waitFor(ctx, 40*time.Second, r.events.released)
+	}
+	return nil
+}
+
+func (r *run) noteFailure(s *service) {
+	at := s.exitTime()
+	r.sum.FailedAt = &at
+	r.tl.sayAt(at, "fault", "orders@primary died (%s)", s.exitReason())
+}
+
+// finish lets traffic run on the new route for a moment, stops it, reads
+// every acknowledged key back, and fills in the summary.
+func (r *run) finish(ctx context.Context) (Summary, error) {
+	if err := r.sleep(ctx, 3*time.Second); err != nil {
+		return r.sum, err
+	}
+	r.stopLoad()
+	<-r.loadDone
+	end := time.Now()
+	r.tl.say("load", "stopped: %d requests, %d failed", r.load.total.Load(), r.load.failed.Load())
+	written, lost, err := r.load.verify(ctx)
+	if err != nil {
+		return r.sum, fmt.Errorf("read back: %w", err)
+	}
+	r.tl.say("audit", "read back all %d acknowledged keys through the gateway: %d missing or wrong", written, lost)
+
+	s := &r.sum
+	ev := r.events.snapshot()
+	s.PredictedAt, s.PrewarmedAt, s.SwitchedAt, s.ReleasedAt, s.DetectedAt = ev.predicted, ev.prewarmed, ev.switched, ev.released, ev.detected
+	s.Switched = ev.switched != nil
+	s.SwitchedPreemptively = ev.preemptive
+	if s.FailedAt != nil && s.PrewarmedAt != nil {
+		lt := s.FailedAt.Sub(*s.PrewarmedAt).Seconds()
+		s.LeadTimeS = &lt
+	}
+	s.RequestsTotal = r.load.total.Load()
+	s.RequestsFailed = r.load.failed.Load()
+	s.FailureReasons = r.load.failureReasons()
+	s.KeysWritten, s.KeysLost = written, lost
+	allocs, err := r.d.Store().Allocations()
+	if err != nil {
+		return *s, err
+	}
+	for _, a := range allocs {
+		s.SecondaryInstanceSeconds += control.InstanceSeconds(a, end)
+	}
+	s.HotStandbyInstanceSeconds = float64(len(r.cfg.Components)) * end.Sub(r.began).Seconds()
+	s.DurationS = end.Sub(r.began).Seconds()
+	s.check()
+	return *s, nil
+}
+
+var errTimeout = errors.New("timed out")
+
+func (r *run) waitFor(ctx context.Context, d time.Duration, cond func() bool) error {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	status := time.NewTicker(2 * time.Second)
+	defer status.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("%w after %s", errTimeout, d)
+		case <-status.C:
+			r.sayRisk()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+func (r *run) sleep(ctx context.Context, d time.Duration) error {
+	err := r.waitFor(ctx, d, func() bool { return false })
+	if errors.Is(err, errTimeout) {
+		return nil
+	}
+	return err
+}
+
+// sayRisk prints the orders component's risk, so the reader sees the
+// prediction build.
+func (r *run) sayRisk() {
+	for _, c := range r.d.Controller().Status().Components {
+		if c.Name != "orders" {
+			continue
+		}
+		detail := "no signal yet"
+		if len(c.Risk.Signals) > 0 {
+			detail = c.Risk.Signals[0].Reason
+		}
+		r.tl.say("risk", "orders P(fail within %s) = %.2f [%.2f, %.2f]; %s; traffic: %d requests, %d failed",
+			c.Risk.Horizon, c.Risk.Probability, c.Risk.Lower, c.Risk.Upper, detail, r.load.total.Load(), r.load.failed.Load())
+	}
+}
+
+// teardown stops everything the run started, whatever happened: the load,
+// the primary services, the daemon, and the replicas it left running (they
+// outlive a daemon by design, so the demo releases them itself).
+func (r *run) teardown() {
+	if r.stopLoad != nil {
+		r.stopLoad()
+		<-r.loadDone
+	}
+	stopAll(r.services)
+	if r.stopDaemon != nil {
+		r.stopDaemon()
+		<-r.daemonDone
+	}
+	if r.cfg.StateDir != "" {
+		releaseSecondary(r.cfg.Secondary.Process.Root)
+	}
+}
+
+// releaseSecondary stops every instance the process provider has under
+// root: replicas outlive a daemon by design, so the demo releases them
+// itself at the end.
+func releaseSecondary(root string) {
+	prov, err := process.New(process.Config{Root: root})
+	if err != nil {
+		return
+	}
+	ents, _ := os.ReadDir(root)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, e := range ents {
+		if e.IsDir() {
+			_ = prov.Release(ctx, e.Name())
+		}
+	}
+}
+
+func randomToken() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// freePorts reserves n loopback ports by binding and releasing them.
+func freePorts(n int) ([]string, error) {
+	var out []string
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().String())
+	}
+	return out, nil
+}
+
+type configData struct {
+	StateDir   string
+	Work       string
+	Primary    map[string]string // component -> host:port
+	Proxy      map[string]string // component -> host:port
+	API        string
+	OTLP       string
+	AdminToken string
+	Token      string
+	// ReleaseAfter is thresholds.release_after, e.g. "5s".
+	ReleaseAfter string
+}
+
+// configTemplate is the demo's Phoenix config: a real YAML file, loaded
+// through the same path as `phoenix run --config`, and left in the work
+// directory (with --keep) for the reader.
+var configTemplate = template.Must(template.New("phoenix.yaml").Parse(`# Phoenix configuration written by "phoenix demo".
+state_dir: {{.StateDir}}
+api:
+  listen: {{.API}}
+receivers:
+  otlp_http:
+    listen: {{.OTLP}}
+telemetry:
+  scrape_interval: 500ms
+  scrape_timeout: 400ms
+  metrics:
+    disk: shop_disk_used_bytes
+predict:
+  horizon: 30s
+  window: 10s
+  min_points: 5
+thresholds:
+  prewarm: 0.5
+  switch: 0.95
+  switch_within: 5s
+  release: 0.2
+  release_after: {{.ReleaseAfter}}
+traffic:
+  health_interval: 200ms
+  health_timeout: 150ms
+  unhealthy_after: 3
+  hold_timeout: 15s
+components:
+  - name: gateway
+    proxy: {{index .Proxy "gateway"}}
+    primary:
+      url: http://{{index .Primary "gateway"}}
+    limits:
+      memory: 512MiB
+      latency_p99: 2s
+    depends_on: [orders]
+    replica:
+      command: ["{phoenix}", "shop", "gateway", "--listen", "{addr}", "--orders", "{url:orders}", "--environment", "secondary", "--otlp", "http://{{.OTLP}}"]
+      env: &replica_env
+        SHOP_ADMIN_TOKEN: {{.AdminToken}}
+        OTEL_EXPORTER_OTLP_HEADERS: Authorization=Bearer%20{{.Token}}
+        OTEL_BSP_SCHEDULE_DELAY: "500"
+  - name: orders
+    proxy: {{index .Proxy "orders"}}
+    primary:
+      url: http://{{index .Primary "orders"}}
+    limits:
+      memory: 160MiB
+      disk: 1GiB
+      latency_p99: 2s
+      error_rate: 0.2
+    replica:
+      command: ["{phoenix}", "shop", "orders", "--listen", "{addr}", "--data", "{data_dir}", "--inventory", "{url:inventory}", "--follow", "--environment", "secondary", "--otlp", "http://{{.OTLP}}"]
+      env: *replica_env
+    state:
+      method: incremental
+      dir: {{.Work}}/primary/orders
+      promote: POST /admin/promote
+      headers:
+        Authorization: Bearer {{.AdminToken}}
+  - name: inventory
+    proxy: {{index .Proxy "inventory"}}
+    primary:
+      url: http://{{index .Primary "inventory"}}
+    limits:
+      memory: 512MiB
+      latency_p99: 2s
+    replica:
+      command: ["{phoenix}", "shop", "inventory", "--listen", "{addr}", "--environment", "secondary", "--otlp", "http://{{.OTLP}}"]
+      env: *replica_env
+`))
+
+func writeConfig(path string, d configData) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write demo config: %w", err)
+	}
+	if err := configTemplate.Execute(f, d); err != nil {
+		f.Close()
+		return fmt.Errorf("write demo config: %w", err)
+	}
+	return f.Close()
+}

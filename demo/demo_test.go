@@ -1,0 +1,101 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// phoenixBin is the phoenix binary built once for this package's tests: the
+// demo starts the shop's services from it, as it does from a user's build.
+var phoenixBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "phoenix-demo-test-")
+	if err != nil {
+		panic(err)
+	}
+	phoenixBin = filepath.Join(dir, "phoenix")
+	out, err := exec.Command("go", "build", "-o", phoenixBin, "github.com/phoenixsre/phoenix/cmd/phoenix").CombinedOutput()
+	if err != nil {
+		os.Stderr.Write(out)
+		panic("build phoenix: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func runScenario(t *testing.T, scenario string) Summary {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("the demo scenarios take about 25 s each; not in -short mode")
+	}
+	var tl bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sum, err := Run(ctx, Options{Scenario: scenario, Executable: phoenixBin, Timeline: &tl})
+	t.Logf("timeline:\n%s", tl.String())
+	if err != nil {
+		t.Fatalf("demo %s: %v", scenario, err)
+	}
+	t.Logf("summary: %+v", sum)
+	if sum.KeysWritten < 100 {
+		t.Fatalf("only %d keys written: the load generator did not run", sum.KeysWritten)
+	}
+	if sum.KeysLost != 0 {
+		t.Errorf("keys_lost = %d, want 0", sum.KeysLost)
+	}
+	return sum
+}
+
+// TestLeak is the first check: the failure is predicted, the replica
+// is pre-warmed before the failure, traffic switches, and no request fails
+// and no acknowledged key is lost.
+func TestLeak(t *testing.T) {
+	s := runScenario(t, "leak")
+	if s.RequestsFailed != 0 {
+		t.Errorf("requests_failed = %d (%v), want 0", s.RequestsFailed, s.FailureReasons)
+	}
+	if !s.Switched {
+		t.Error("switched = false")
+	}
+	if s.PrewarmedAt == nil || s.FailedAt == nil || !s.PrewarmedAt.Before(*s.FailedAt) {
+		t.Errorf("prewarmed_at %v is not before failed_at %v", s.PrewarmedAt, s.FailedAt)
+	}
+	if s.SecondaryInstanceSeconds <= 0 || s.SecondaryInstanceSeconds >= s.HotStandbyInstanceSeconds {
+		t.Errorf("secondary %.1f instance-seconds vs hot standby %.1f", s.SecondaryInstanceSeconds, s.HotStandbyInstanceSeconds)
+	}
+}
+
+// TestCrash: with no warning Phoenix can only react; it must still switch and
+// lose no key. Failed requests are reported, not required to be zero.
+func TestCrash(t *testing.T) {
+	s := runScenario(t, "crash")
+	if !s.Switched {
+		t.Error("switched = false")
+	}
+	if s.PredictedAt != nil {
+		t.Errorf("predicted_at = %v for a failure with no warning", s.PredictedAt)
+	}
+	t.Logf("crash: %d of %d requests failed (%v)", s.RequestsFailed, s.RequestsTotal, s.FailureReasons)
+}
+
+// TestFalseAlarm: the replica may be made, must be released, traffic must
+// not move, and no request fails.
+func TestFalseAlarm(t *testing.T) {
+	s := runScenario(t, "false-alarm")
+	if s.Switched {
+		t.Error("switched = true on a false alarm")
+	}
+	if s.ReleasedAt == nil {
+		t.Error("released_at = null: the replica was not released (or never made)")
+	}
+	if s.RequestsFailed != 0 {
+		t.Errorf("requests_failed = %d (%v), want 0", s.RequestsFailed, s.FailureReasons)
+	}
+}

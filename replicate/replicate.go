@@ -1,0 +1,362 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Append detection windows: a grown file is extended in place only if the
+// destination's first headWindow bytes and its last tailWindow bytes equal
+// the source's at the same offsets.
+const (
+	headWindow = 4 << 10
+	tailWindow = 64 << 10
+)
+
+// maxErrors bounds how many per-file errors a round reports in full.
+const maxErrors = 10
+
+// Stats describes one round.
+type Stats struct {
+	Files     int // regular files at the source
+	Copied    int // files written whole: new, rewritten or shrunk
+	Appended  int // files extended in place
+	Removed   int // destination entries deleted (a directory counts once)
+	Unchanged int // files left as they were
+	Skipped   int // source entries not replicated: symlinks, devices, sockets, pipes, reserved temp names
+
+	Bytes       int64 // bytes written to the destination this round
+	SourceBytes int64 // total size of the source's regular files at the scan
+	// Pending is how many bytes differed between source and destination at
+	// the start of the round: whole files for copies, tails for appends.
+	Pending int64
+	// Remaining is how many bytes the source held at the end of the round
+	// that the destination does not (writes made during the round),
+	// estimated from a second scan of sizes and mtimes.
+	Remaining int64
+	Duration  time.Duration
+}
+
+// Snapshot makes the directory dst a verified full copy of src: every file
+// is written whole (temp file, fsync, rename), read back and its SHA-256
+// compared with what was sent, and whatever src does not have is removed.
+// dst is created if missing. Files written during the snapshot are copied as
+// they are when read; the next Sync picks up the rest.
+func Snapshot(ctx context.Context, src, dst string) (Stats, error) {
+	if err := checkDistinct(src, dst); err != nil {
+		return Stats{}, err
+	}
+	d, err := OpenDir(dst)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer d.Close()
+	return SnapshotTo(ctx, src, d, nil)
+}
+
+// Sync runs one incremental round from src to the directory dst (created if
+// missing): only what changed moves, appends are made in place. On an empty
+// dst it is a full copy, without the read-back verification.
+func Sync(ctx context.Context, src, dst string) (Stats, error) {
+	if err := checkDistinct(src, dst); err != nil {
+		return Stats{}, err
+	}
+	d, err := OpenDir(dst)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer d.Close()
+	return SyncTo(ctx, src, d, nil)
+}
+
+// SnapshotTo is Snapshot to any Sink. log may be nil.
+func SnapshotTo(ctx context.Context, src string, dst Sink, log *slog.Logger) (Stats, error) {
+	return runRound(ctx, src, dst, log, true)
+}
+
+// SyncTo is Sync to any Sink. log may be nil.
+//
+// A round never writes to the source. When it fails, each destination file
+// is its old or its new version (an appended file may hold part of the new
+// tail: it is still a prefix of the source's). Per-file errors do not stop
+// the round; a full destination or a cancelled ctx do, and then the error is
+// ctx.Err() itself or wraps ErrDestinationFull.
+func SyncTo(ctx context.Context, src string, dst Sink, log *slog.Logger) (Stats, error) {
+	return runRound(ctx, src, dst, log, false)
+}
+
+// checkDistinct refuses a destination that is, contains or lies inside the
+// source: a round would copy its own output forever, or delete its input.
+func checkDistinct(src, dst string) error {
+	a, b := realPath(src), realPath(dst)
+	if a == b || strings.HasPrefix(b, a+string(filepath.Separator)) || strings.HasPrefix(a, b+string(filepath.Separator)) {
+		return fmt.Errorf("replicate %s to %s: source and destination overlap: give the replica a directory outside the source", src, dst)
+	}
+	return nil
+}
+
+// realPath is p made absolute, with symlinks resolved in its longest
+// existing prefix.
+func realPath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return filepath.Clean(p)
+	}
+	rest := ""
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(real, rest)
+		}
+		if dir == filepath.Dir(dir) {
+			return abs
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
+}
+
+func runRound(ctx context.Context, srcDir string, dst Sink, log *slog.Logger, full bool) (Stats, error) {
+	start := time.Now()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	root, err := os.OpenRoot(srcDir)
+	if err != nil {
+		return Stats{}, fmt.Errorf("open source %s: %w", srcDir, err)
+	}
+	defer root.Close()
+	r := &round{ctx: ctx, src: root, dst: dst, log: log, full: full, sent: make(map[string]fileState)}
+	err = r.run()
+	if fl, ok := dst.(Flusher); ok {
+		// Not cancellable: renames already made must become durable.
+		if ferr := fl.Flush(context.WithoutCancel(ctx)); ferr != nil && err == nil {
+			err = ferr
+		}
+	}
+	r.stats.Duration = time.Since(start)
+	if cerr := ctx.Err(); err != nil && cerr != nil {
+		return r.stats, cerr
+	}
+	return r.stats, err
+}
+
+// round carries one round's state.
+type round struct {
+	ctx   context.Context
+	src   *os.Root
+	dst   Sink
+	log   *slog.Logger
+	full  bool
+	stats Stats
+	sent  map[string]fileState // what the destination now holds, per path
+}
+
+func (r *round) run() error {
+	level := slog.LevelDebug
+	if r.full {
+		level = slog.LevelInfo
+	}
+	src, skipped, err := scanSource(r.ctx, r.src, r.log, level)
+	if err != nil {
+		return err
+	}
+	r.stats.Skipped = skipped
+	for _, e := range src {
+		if e.Kind == KindFile {
+			r.stats.Files++
+			r.stats.SourceBytes += e.Size
+		}
+	}
+	dst, err := r.dst.List(r.ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	failed := 0
+	for _, a := range plan(src, dst, r.full) {
+		err := r.do(a)
+		if err == nil {
+			continue
+		}
+		if failed++; failed <= maxErrors {
+			errs = append(errs, err)
+		}
+		if r.ctx.Err() != nil || errors.Is(err, ErrDestinationFull) {
+			return errors.Join(errs...)
+		}
+	}
+	if failed > maxErrors {
+		errs = append(errs, fmt.Errorf("and %d more errors", failed-maxErrors))
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	r.stats.Remaining, err = r.remaining()
+	return err
+}
+
+func (r *round) do(a action) error {
+	switch a.op {
+	case opRemove:
+		if err := r.dst.Remove(r.ctx, a.path); err != nil {
+			return err
+		}
+		r.stats.Removed++
+		return nil
+	case opMkdir:
+		return r.dst.Mkdir(r.ctx, a.path, a.src.Perm)
+	case opKeep:
+		r.stats.Unchanged++
+		r.sent[a.path] = fileState{size: a.src.Size, modTime: a.src.ModTime}
+		return nil
+	}
+	return r.transfer(a)
+}
+
+// transfer carries out a copy, grow or verify on one file.
+func (r *round) transfer(a action) error {
+	f, err := r.src.Open(filepath.FromSlash(a.path))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // gone since the scan: the next round removes it
+	}
+	if err != nil {
+		return fmt.Errorf("open source %s: %w", a.path, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat source %s: %w", a.path, err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil // replaced by something else since the scan
+	}
+	start := time.Now()
+	if a.op == opGrow || a.op == opVerify {
+		ok, err := r.isPrefix(f, a.path, a.dst.Size, info.Size(), a.op == opVerify)
+		if err != nil {
+			return err
+		}
+		if ok {
+			err := r.appendTail(f, a, info.Size(), start)
+			if !errors.Is(err, ErrChanged) {
+				return err
+			}
+		}
+	}
+	return r.copyWhole(f, a.path, info.Size(), start)
+}
+
+// isPrefix reports whether the destination's dstSize bytes are a prefix of
+// the source: by the head and tail windows (the append heuristic), or in
+// full when whole is set (a racily-clean file, where only content tells).
+func (r *round) isPrefix(f *os.File, p string, dstSize, srcSize int64, whole bool) (bool, error) {
+	if srcSize < dstSize {
+		return false, nil
+	}
+	windows := [][2]int64{{0, min(headWindow, dstSize)}}
+	if whole {
+		windows = [][2]int64{{0, dstSize}}
+	} else if dstSize > headWindow {
+		off := max(0, dstSize-tailWindow)
+		windows = append(windows, [2]int64{off, dstSize - off})
+	}
+	for _, w := range windows {
+		want, err := sumRange(r.ctx, f, w[0], w[1])
+		if err != nil {
+			return false, fmt.Errorf("compare %s: source: %w", p, err)
+		}
+		got, err := r.dst.Sum(r.ctx, p, w[0], w[1])
+		if err != nil {
+			return false, fmt.Errorf("compare %s: destination: %w", p, err)
+		}
+		if got != want {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// appendTail extends the destination file with the source's bytes past its
+// end. With no new bytes (a verified racy file) it only refreshes the mode
+// and mtime.
+func (r *round) appendTail(f *os.File, a action, srcSize int64, start time.Time) error {
+	c, err := newSourceFile(r.ctx, f, a.dst.Size, start, false)
+	if err != nil {
+		return err
+	}
+	n, err := r.dst.Append(r.ctx, a.path, a.dst.Size, c)
+	r.stats.Bytes += n
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		r.stats.Unchanged++
+	} else {
+		r.stats.Appended++
+	}
+	r.stats.Pending += srcSize - a.dst.Size
+	r.sent[a.path] = c.state
+	return nil
+}
+
+// copyWhole replaces the destination file with the source's current content;
+// a snapshot then reads it back and compares hashes.
+func (r *round) copyWhole(f *os.File, p string, srcSize int64, start time.Time) error {
+	c, err := newSourceFile(r.ctx, f, 0, start, r.full)
+	if err != nil {
+		return err
+	}
+	n, err := r.dst.Replace(r.ctx, p, c)
+	r.stats.Bytes += n
+	if err != nil {
+		return err
+	}
+	r.stats.Copied++
+	r.stats.Pending += srcSize
+	r.sent[p] = c.state
+	if !r.full {
+		return nil
+	}
+	got, err := r.dst.Sum(r.ctx, p, 0, c.n)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", p, err)
+	}
+	if got != c.sum() {
+		return fmt.Errorf("verify %s: destination SHA-256 %x, sent %x: %w", p, got, c.sum(), ErrVerify)
+	}
+	return nil
+}
+
+// remaining rescans the source and estimates the bytes it holds beyond what
+// the round sent: new files whole, grown files by their growth, otherwise
+// changed files whole.
+func (r *round) remaining() (int64, error) {
+	quiet := slog.New(slog.DiscardHandler)
+	src, _, err := scanSource(r.ctx, r.src, quiet, slog.LevelDebug)
+	if err != nil {
+		return 0, err
+	}
+	var rem int64
+	for _, e := range src {
+		if e.Kind != KindFile {
+			continue
+		}
+		st, ok := r.sent[e.Path]
+		switch {
+		case !ok:
+			rem += e.Size
+		case e.Size == st.size && e.ModTime.Equal(st.modTime):
+		case e.Size > st.size:
+			rem += e.Size - st.size
+		default:
+			rem += e.Size
+		}
+	}
+	return rem, nil
+}

@@ -1,0 +1,131 @@
+package replicate
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"io/fs"
+	"strings"
+	"time"
+)
+
+// Sentinel errors callers can test with errors.Is.
+var (
+	// ErrDestinationFull means the destination ran out of space (ENOSPC or
+	// EDQUOT). The round stopped; every file there is still either its old
+	// or its new version. Freeing space and retrying helps.
+	ErrDestinationFull = errors.New("destination disk full")
+	// ErrUnsafePath means a path was refused because it could escape the
+	// destination: "..", an absolute path, or a symlink on the way.
+	ErrUnsafePath = errors.New("unsafe path")
+	// ErrVerify means the bytes read back from the destination do not hash
+	// to what was sent. Retrying the snapshot may help; repeated failures
+	// point at the destination's storage.
+	ErrVerify = errors.New("verification failed")
+	// ErrChanged means the destination file was not in the state the plan
+	// expected (an append found another length). The next round re-plans.
+	ErrChanged = errors.New("destination changed under the round")
+)
+
+// Kind is what an entry is, as far as replication cares.
+type Kind uint8
+
+// Entry kinds. Only files and directories are replicated; anything else
+// (symlinks, devices, sockets, pipes) is KindOther and skipped at the source.
+const (
+	KindFile Kind = iota + 1
+	KindDir
+	KindOther
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindFile:
+		return "file"
+	case KindDir:
+		return "dir"
+	case KindOther:
+		return "other"
+	}
+	return "unknown"
+}
+
+// Entry describes one path under a tree. Path is slash-separated and
+// relative to the tree's root; the root itself is never an entry.
+type Entry struct {
+	Path    string
+	Kind    Kind
+	Size    int64       // bytes; 0 for non-files
+	ModTime time.Time   // the file's mtime, nanosecond precision
+	Perm    fs.FileMode // permission bits only
+}
+
+// FileMeta is what a sink sets on a file after writing its content.
+type FileMeta struct {
+	Perm fs.FileMode
+	// ModTime is the mtime to give the destination file. It equals the
+	// source's mtime only when the source provably did not change while it
+	// was read; otherwise it is racyModTime, so the next round looks again.
+	ModTime time.Time
+}
+
+// Content is the source side of one file transfer. Meta is valid once Read
+// has returned io.EOF: a source only knows the mtime that matches the bytes
+// it sent after it sent them. A network sink sends Meta as a trailer.
+type Content interface {
+	io.Reader
+	Meta() FileMeta
+}
+
+// Sink is the destination of a transfer. Every path is slash-separated and
+// relative to the sink's root; implementations refuse paths that could
+// escape it (ErrUnsafePath). A sink is driven by one round at a time.
+type Sink interface {
+	// List returns every entry under the root, parents before children,
+	// leaving out the sink's own in-flight temp files.
+	List(ctx context.Context) ([]Entry, error)
+	// Sum returns the SHA-256 of the n bytes at offset off of the file at
+	// path; fewer bytes are hashed if the file is shorter.
+	Sum(ctx context.Context, path string, off, n int64) ([sha256.Size]byte, error)
+	// Replace makes path hold exactly c's bytes, atomically: readers see
+	// the old file or the new one, never a mix. It returns the bytes written.
+	Replace(ctx context.Context, path string, c Content) (int64, error)
+	// Append adds c's bytes at the end of path, which must be exactly at
+	// bytes long (else ErrChanged), in place so open readers keep reading.
+	// On error the file is still a prefix of the source's.
+	Append(ctx context.Context, path string, at int64, c Content) (int64, error)
+	// Mkdir creates the directory path and any missing parents, and gives
+	// path the permissions perm (also when it already exists).
+	Mkdir(ctx context.Context, path string, perm fs.FileMode) error
+	// Remove deletes path, recursively if it is a directory. A missing path
+	// is not an error.
+	Remove(ctx context.Context, path string) error
+}
+
+// Flusher is a Sink that defers part of its durability work (a DirSink's
+// directory fsyncs) to the end of a round. Rounds call Flush once at their
+// end, also after a failure; what they wrote is durable when it returns.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// tempPrefix marks a sink's in-flight files. Source files with this prefix
+// are not replicated: the destination would take them for debris.
+const tempPrefix = ".phoenix-tmp-"
+
+func isTempName(name string) bool {
+	return strings.HasPrefix(name, tempPrefix)
+}
+
+// racyModTime is the mtime given to a destination file whose source was
+// written while (or just before) it was read. No live file has it, so the
+// next round compares content instead of trusting size and mtime. This is
+// git's "racily clean" problem: file mtimes tick at the kernel's coarse
+// clock, so a write right after a read can leave size and mtime unchanged.
+var racyModTime = time.Unix(0, 0).UTC()
+
+// racyWindow is how recent a source mtime may be, relative to the moment the
+// read started, before the copy counts as racy. It must exceed the kernel's
+// timestamp granularity (a jiffy, at most 10ms).
+const racyWindow = 100 * time.Millisecond

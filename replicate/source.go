@@ -1,0 +1,153 @@
+package replicate
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// scanSource lists the regular files and directories under root. Entries
+// that are not replicated (symlinks, devices, sockets, pipes, names with the
+// reserved temp prefix) are counted in skipped and logged at level.
+func scanSource(ctx context.Context, root *os.Root, log *slog.Logger, level slog.Level) (entries []Entry, skipped int, err error) {
+	err = fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p != "." {
+				return nil // removed while we walked: the next round sees it gone
+			}
+			return err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if p == "." {
+			return nil
+		}
+		ent, ok, err := entryOf(p, e)
+		if err != nil || !ok {
+			return err
+		}
+		if ent.Kind == KindOther || isTempName(e.Name()) {
+			skipped++
+			log.Log(ctx, level, "not replicated", "path", p, "type", e.Type().String())
+			if ent.Kind == KindDir {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		entries = append(entries, ent)
+		return nil
+	})
+	if err != nil {
+		return nil, skipped, fmt.Errorf("scan source %s: %w", root.Name(), err)
+	}
+	return entries, skipped, nil
+}
+
+// fileState is what the destination holds of a file after a round, as the
+// source's size and mtime that produced it.
+type fileState struct {
+	size    int64
+	modTime time.Time
+}
+
+// sourceFile is the Content of one source file, read from its current
+// offset to EOF. It hashes what it hands out, and at EOF decides which mtime
+// the destination may carry (see racyModTime).
+type sourceFile struct {
+	ctx   context.Context
+	f     *os.File
+	start time.Time // wall clock when reading began; compared with the kernel's mtimes
+	base  int64     // offset reading started at
+	n     int64     // bytes handed out
+	h     hash.Hash // SHA-256 of the bytes handed out; nil if not wanted
+	meta  FileMeta
+	state fileState
+	done  bool
+}
+
+var _ Content = (*sourceFile)(nil)
+
+// newSourceFile reads f from offset base, hashing what it reads if hashed.
+// start must be taken before any byte of f that the destination will hold
+// was read.
+func newSourceFile(ctx context.Context, f *os.File, base int64, start time.Time, hashed bool) (*sourceFile, error) {
+	if _, err := f.Seek(base, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("seek %s to %d: %w", f.Name(), base, err)
+	}
+	s := &sourceFile{ctx: ctx, f: f, start: start, base: base}
+	if hashed {
+		s.h = sha256.New()
+	}
+	return s, nil
+}
+
+// Read implements io.Reader. It fails with ctx's error once ctx is done, so
+// a sink copying it stops promptly.
+func (s *sourceFile) Read(p []byte) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if s.done {
+		return 0, io.EOF
+	}
+	m, err := s.f.Read(p)
+	s.n += int64(m)
+	if s.h != nil {
+		s.h.Write(p[:m])
+	}
+	if err == io.EOF {
+		if ferr := s.finish(); ferr != nil {
+			return m, ferr
+		}
+	}
+	return m, err
+}
+
+// finish records the metadata matching the bytes read. The source's mtime
+// is passed on only if the file provably did not change while it was read:
+// its size is what was read, and its mtime is older than the read's start by
+// more than the kernel's timestamp granularity.
+func (s *sourceFile) finish() error {
+	info, err := s.f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", s.f.Name(), err)
+	}
+	size := s.base + s.n
+	s.done = true
+	s.state = fileState{size: size, modTime: info.ModTime()}
+	s.meta = FileMeta{Perm: info.Mode().Perm(), ModTime: info.ModTime()}
+	if info.Size() != size || !info.ModTime().Before(s.start.Add(-racyWindow)) {
+		s.meta.ModTime = racyModTime
+	}
+	return nil
+}
+
+// Meta implements Content.
+func (s *sourceFile) Meta() FileMeta { return s.meta }
+
+// sum returns the SHA-256 of the bytes handed out so far; the sourceFile
+// must have been made with hashed set.
+func (s *sourceFile) sum() [sha256.Size]byte {
+	var out [sha256.Size]byte
+	copy(out[:], s.h.Sum(nil))
+	return out
+}
+
+// sumRange hashes n bytes of f at off (fewer if f is shorter).
+func sumRange(ctx context.Context, f *os.File, off, n int64) ([sha256.Size]byte, error) {
+	var out [sha256.Size]byte
+	h := sha256.New()
+	if _, err := copyCtx(ctx, h, io.NewSectionReader(f, off, n)); err != nil {
+		return out, fmt.Errorf("read %s at %d: %w", f.Name(), off, err)
+	}
+	copy(out[:], h.Sum(nil))
+	return out, nil
+}

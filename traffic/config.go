@@ -1,0 +1,116 @@
+package traffic
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/phoenixsre/phoenix"
+)
+
+// Config is a proxy's configuration. Zero fields take the defaults listed
+// beside them; negative durations and counts are errors.
+type Config struct {
+	Component phoenix.ComponentID // required; labels metrics and logs
+
+	Listen         string        // address to bind, default "127.0.0.1:0"
+	HealthPath     string        // probed on every backend, under its URL's path; default "/healthz"
+	HealthInterval time.Duration // time between health checks, default 200ms
+	HealthTimeout  time.Duration // a check slower than this fails, default 150ms; must not exceed HealthInterval
+	UnhealthyAfter int           // consecutive failed checks before a backend is unhealthy, default 3
+	HealthyAfter   int           // consecutive good checks before it is healthy again, default 2
+	HoldTimeout    time.Duration // longest a request waits for recovery or a switch, default 10s
+	DrainTimeout   time.Duration // longest Switch and Run's stop wait for in-flight requests, default 5s
+	DialTimeout    time.Duration // connecting to a backend, default 2s; a cut-off backend fails this fast
+	MaxRetryBody   int64         // request bodies up to this many bytes are buffered so they can be retried, default 1 MiB
+
+	Logger     *slog.Logger          // nil discards
+	Registerer prometheus.Registerer // nil: no metrics are registered
+	Now        func() time.Time      // stamps status; nil means time.Now
+
+	// OnHealth is called on every health transition of the active or the
+	// standby backend (not on every check), one call at a time, from the
+	// health-check goroutine: it must not block for long.
+	OnHealth func(b Backend, healthy bool, reason string)
+}
+
+// Defaults, exported so that callers can show them in their own help.
+const (
+	DefaultListen         = "127.0.0.1:0"
+	DefaultHealthPath     = "/healthz"
+	DefaultHealthInterval = 200 * time.Millisecond
+	DefaultHealthTimeout  = 150 * time.Millisecond
+	DefaultUnhealthyAfter = 3
+	DefaultHealthyAfter   = 2
+	DefaultHoldTimeout    = 10 * time.Second
+	DefaultDrainTimeout   = 5 * time.Second
+	DefaultDialTimeout    = 2 * time.Second
+	DefaultMaxRetryBody   = 1 << 20
+)
+
+// withDefaults returns c with its zero fields set to the defaults.
+func (c Config) withDefaults() Config {
+	setDefault(&c.Listen, DefaultListen)
+	setDefault(&c.HealthPath, DefaultHealthPath)
+	setDefault(&c.HealthInterval, DefaultHealthInterval)
+	setDefault(&c.HealthTimeout, DefaultHealthTimeout)
+	setDefault(&c.UnhealthyAfter, DefaultUnhealthyAfter)
+	setDefault(&c.HealthyAfter, DefaultHealthyAfter)
+	setDefault(&c.HoldTimeout, DefaultHoldTimeout)
+	setDefault(&c.DrainTimeout, DefaultDrainTimeout)
+	setDefault(&c.DialTimeout, DefaultDialTimeout)
+	setDefault(&c.MaxRetryBody, DefaultMaxRetryBody)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
+// validate reports every problem in c at once, each naming its field.
+func (c Config) validate() error {
+	var errs []error
+	if err := c.Component.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("Component: %w", err))
+	}
+	if !strings.HasPrefix(c.HealthPath, "/") || strings.ContainsAny(c.HealthPath, "?#") {
+		errs = append(errs, fmt.Errorf("HealthPath %q: write an absolute path without query, such as /healthz", c.HealthPath))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"HealthInterval", c.HealthInterval}, {"HealthTimeout", c.HealthTimeout},
+		{"HoldTimeout", c.HoldTimeout}, {"DrainTimeout", c.DrainTimeout}, {"DialTimeout", c.DialTimeout},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %s: must be positive (zero means the default)", d.name, d.v))
+		}
+	}
+	if c.HealthTimeout > c.HealthInterval && c.HealthInterval > 0 {
+		errs = append(errs, fmt.Errorf("HealthTimeout %s exceeds HealthInterval %s: checks would overlap; lower the timeout", c.HealthTimeout, c.HealthInterval))
+	}
+	if c.UnhealthyAfter < 0 {
+		errs = append(errs, fmt.Errorf("UnhealthyAfter %d: must be at least 1", c.UnhealthyAfter))
+	}
+	if c.HealthyAfter < 0 {
+		errs = append(errs, fmt.Errorf("HealthyAfter %d: must be at least 1", c.HealthyAfter))
+	}
+	if c.MaxRetryBody < 0 {
+		errs = append(errs, fmt.Errorf("MaxRetryBody %d: must be positive (zero means %d bytes)", c.MaxRetryBody, DefaultMaxRetryBody))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,107 @@
+package traffic
+
+import (
+	"testing"
+)
+
+// step is one input to the hysteresis: a check result or a passive failure.
+type step byte
+
+const (
+	pass    step = 'P' // a health check passed
+	fail    step = 'F' // a health check failed
+	suspect step = 'S' // a proxied request failed on transport
+)
+
+func TestHysteresis(t *testing.T) {
+	tests := []struct {
+		name        string
+		steps       string
+		wantHealthy bool
+		wantUsable  bool
+		wantFlips   int
+	}{
+		{"starts healthy", "", true, true, 0},
+		{"two failures are tolerated", "FF", true, true, 0},
+		{"three failures make it unhealthy", "FFF", false, false, 1},
+		{"a pass resets the failure streak", "FFPFF", true, true, 0},
+		{"one pass does not make it healthy", "FFFP", false, false, 1},
+		{"two passes make it healthy", "FFFPP", true, true, 2},
+		{"a failure resets the pass streak", "FFFPFP", false, false, 1},
+		{"more failures do not flip again", "FFFFFFF", false, false, 1},
+		{"flapping settles", "FFFPPFFFPP", true, true, 4},
+		{"suspect holds a healthy backend", "S", true, false, 0},
+		{"suspect is not a check failure", "SSSS", true, false, 0},
+		{"a pass clears suspect", "SP", true, true, 0},
+		{"a failure keeps it suspect", "SF", true, false, 0},
+		{"suspect then down", "SFFF", false, false, 1},
+		{"recovery clears suspect", "SFFFPP", true, true, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHysteresis()
+			flips := 0
+			for _, s := range []byte(tc.steps) {
+				if apply(&h, step(s), 3, 2) {
+					flips++
+				}
+			}
+			if h.healthy != tc.wantHealthy || h.usable() != tc.wantUsable || flips != tc.wantFlips {
+				t.Errorf("after %q: healthy=%v usable=%v flips=%d, want %v %v %d",
+					tc.steps, h.healthy, h.usable(), flips, tc.wantHealthy, tc.wantUsable, tc.wantFlips)
+			}
+		})
+	}
+}
+
+// apply feeds one step and reports whether healthy flipped.
+func apply(h *hysteresis, s step, unhealthyAfter, healthyAfter int) bool {
+	switch s {
+	case pass:
+		return h.observe(true, unhealthyAfter, healthyAfter)
+	case fail:
+		return h.observe(false, unhealthyAfter, healthyAfter)
+	default:
+		h.markSuspect()
+		return false
+	}
+}
+
+// FuzzHysteresis checks the state machine's invariants over any sequence
+// and thresholds: a flip needs a full streak, usable means healthy and not
+// suspect, and a full streak always decides the state.
+func FuzzHysteresis(f *testing.F) {
+	f.Add([]byte("FFFPP"), uint8(3), uint8(2))
+	f.Add([]byte("SFSFPFFFFPPP"), uint8(1), uint8(1))
+	f.Add([]byte("PPPPSSSFFPF"), uint8(5), uint8(4))
+	f.Fuzz(func(t *testing.T, steps []byte, ua, ha uint8) {
+		unhealthyAfter, healthyAfter := int(ua%8)+1, int(ha%8)+1
+		h := newHysteresis()
+		for i, b := range steps {
+			s := [3]step{pass, fail, suspect}[int(b)%3]
+			before := h
+			flipped := apply(&h, s, unhealthyAfter, healthyAfter)
+			if flipped != (before.healthy != h.healthy) {
+				t.Fatalf("step %d: flipped=%v but healthy %v -> %v", i, flipped, before.healthy, h.healthy)
+			}
+			if flipped && h.healthy && h.successes < healthyAfter {
+				t.Fatalf("step %d: healthy after %d passes, want %d", i, h.successes, healthyAfter)
+			}
+			if flipped && !h.healthy && h.failures < unhealthyAfter {
+				t.Fatalf("step %d: unhealthy after %d failures, want %d", i, h.failures, unhealthyAfter)
+			}
+			if h.failures >= unhealthyAfter && h.healthy {
+				t.Fatalf("step %d: healthy with %d consecutive failures", i, h.failures)
+			}
+			if h.successes >= healthyAfter && !h.healthy {
+				t.Fatalf("step %d: unhealthy with %d consecutive passes", i, h.successes)
+			}
+			if h.usable() != (h.healthy && !h.suspect) {
+				t.Fatalf("step %d: usable=%v with healthy=%v suspect=%v", i, h.usable(), h.healthy, h.suspect)
+			}
+			if s == pass && h.suspect {
+				t.Fatalf("step %d: still suspect after a passing check", i)
+			}
+		}
+	})
+}
