@@ -48,6 +48,7 @@ Phoenix's response on this machine, with nothing to set up.`,
 		newStatusCmd(),
 		newEventsCmd(),
 		newShopCmd(),
+		newEvalCmd(),
 	)
 	err := root.Execute()
 	if err == nil {
