@@ -115,6 +115,9 @@ func (c *Controller) save(a *phoenix.Allocation) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.comps[a.Component]
+	if st.open == nil || st.open.Phase != a.Phase {
+		c.metrics.allocations.WithLabelValues(string(a.Phase)).Inc()
+	}
 	if a.Phase.Done() || a.Phase == phoenix.PhaseSwitched {
 		st.open = nil
 	} else {
@@ -122,7 +125,6 @@ func (c *Controller) save(a *phoenix.Allocation) error {
 		cp.Members = append([]phoenix.Member(nil), a.Members...)
 		st.open = &cp
 	}
-	c.metrics.allocations.WithLabelValues(string(a.Phase)).Inc()
 	return nil
 }
 

@@ -187,21 +187,13 @@ func (r *run) play(ctx context.Context) error {
 		if err := orders.fault(ctx, r.adminToken, `{"kind":"leak","bytes_per_second":8388608}`); err != nil {
 			return err
 		}
-		if err := r.waitFor(ctx, 40*time.Second, orders.exited); err != nil {
-			return fmt.Errorf("orders did not run out of memory: %w", err)
-		}
-		r.noteFailure(orders)
-		return r.waitFor(ctx, 20*time.Second, r.events.switched)
+		return r.awaitFailureAndSwitch(ctx, orders, 40*time.Second)
 	case "crash":
 		r.tl.say("fault", "orders@primary is killed with SIGKILL, with no warning")
 		if err := orders.fault(ctx, r.adminToken, `{"kind":"crash"}`); err != nil && !orders.exited() {
 			return err
 		}
-		if err := r.waitFor(ctx, 5*time.Second, orders.exited); err != nil {
-			return fmt.Errorf("orders did not crash: %w", err)
-		}
-		r.noteFailure(orders)
-		return r.waitFor(ctx, 20*time.Second, r.events.switched)
+		return r.awaitFailureAndSwitch(ctx, orders, 5*time.Second)
 	case "false-alarm":
 		r.tl.say("fault", "orders@primary's memory climbs at 5 MiB/s for 9 s, then the leak stops and the memory is freed")
 		if err := orders.fault(ctx, r.adminToken, `{"kind":"leak","bytes_per_second":5242880}`); err != nil {
@@ -217,6 +209,16 @@ func (r *run) play(ctx context.Context) error {
 		return r.waitFor(ctx, 40*time.Second, r.events.released)
 	}
 	return nil
+}
+
+// awaitFailureAndSwitch waits for the faulty service to die, notes when,
+// and waits for Phoenix to have switched its traffic.
+func (r *run) awaitFailureAndSwitch(ctx context.Context, s *service, within time.Duration) error {
+	if err := r.waitFor(ctx, within, s.exited); err != nil {
+		return fmt.Errorf("%s did not die: %w", s.name, err)
+	}
+	r.noteFailure(s)
+	return r.waitFor(ctx, 20*time.Second, r.events.switched)
 }
 
 func (r *run) noteFailure(s *service) {
