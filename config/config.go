@@ -120,9 +120,55 @@ type Traffic struct {
 
 // Secondary configures the environment replicas are built in.
 type Secondary struct {
-	// Provider is "process" (local processes; the default).
+	// Provider is "process" (local processes; the default) or "docker"
+	// (containers on a Docker engine).
 	Provider string  `yaml:"provider"`
 	Process  Process `yaml:"process"`
+	Docker   Docker  `yaml:"docker"`
+}
+
+// Docker configures the docker provider.
+type Docker struct {
+	// Image replicas run. Empty: the daemon builds a FROM-scratch image
+	// holding its own (static) executable, so {phoenix} works in commands.
+	Image string `yaml:"image"`
+	// Network replicas join, created if missing.
+	Network string `yaml:"network"`
+	// Namespace prefixes and labels Phoenix's containers, so installations
+	// sharing an engine never touch each other's.
+	Namespace string `yaml:"namespace"`
+	// Root is the host directory holding each instance's data directory
+	// (bind-mounted into it). Default: <state_dir>/secondary.
+	Root string `yaml:"root"`
+	// Port instances listen on inside their container ({addr} is
+	// 0.0.0.0:port).
+	Port int `yaml:"port"`
+	// DataPath is where the data directory appears in the container
+	// ({data_dir}).
+	DataPath string `yaml:"data_path"`
+	// User runs the instances, "uid:gid"; default the daemon's own, so both
+	// can write the data directory.
+	User        string      `yaml:"user"`
+	StopTimeout Duration    `yaml:"stop_timeout"`
+	Offer       DockerOffer `yaml:"offer"`
+}
+
+// DockerOffer is what the engine sells: one size, at a price, up to a
+// capacity (zero: the engine's own CPUs and memory).
+type DockerOffer struct {
+	ID           string  `yaml:"id"`
+	Zone         string  `yaml:"zone"`
+	PricePerHour float64 `yaml:"price_per_hour"`
+	Performance  float64 `yaml:"performance"`
+	Size         Size    `yaml:"size"`
+	Capacity     Size    `yaml:"capacity"`
+}
+
+// Size is an amount of CPU and memory.
+type Size struct {
+	// MilliCPU is thousandths of a core.
+	MilliCPU int64    `yaml:"milli_cpu"`
+	Memory   ByteSize `yaml:"memory"`
 }
 
 // Process configures the process provider.
@@ -238,7 +284,16 @@ func Default() Config {
 			HoldTimeout:    Duration(15 * time.Second),
 			DrainTimeout:   Duration(5 * time.Second),
 		},
-		Secondary: Secondary{Provider: "process", Process: Process{Host: "127.0.0.1"}},
+		Secondary: Secondary{
+			Provider: "process",
+			Process:  Process{Host: "127.0.0.1"},
+			Docker: Docker{
+				Network: "phoenix-secondary", Namespace: "phoenix", Port: 8080, DataPath: "/data",
+				StopTimeout: Duration(5 * time.Second),
+				Offer: DockerOffer{ID: "docker", Zone: "local", Performance: 1,
+					Size: Size{MilliCPU: 1000, Memory: 512 << 20}},
+			},
+		},
 	}
 }
 
@@ -306,6 +361,9 @@ func (c *Config) applyDefaults() {
 	if c.Secondary.Process.Root == "" {
 		c.Secondary.Process.Root = filepath.Join(c.StateDir, "secondary")
 	}
+	if c.Secondary.Docker.Root == "" {
+		c.Secondary.Docker.Root = filepath.Join(c.StateDir, "secondary")
+	}
 	for i := range c.Components {
 		comp := &c.Components[i]
 		if comp.HealthPath == "" {
@@ -331,6 +389,7 @@ func (c *Config) resolvePaths(base string) {
 	}
 	tokenDefault := c.API.TokenFile == filepath.Join(c.StateDir, "token")
 	rootDefault := c.Secondary.Process.Root == filepath.Join(c.StateDir, "secondary")
+	dockerRootDefault := c.Secondary.Docker.Root == filepath.Join(c.StateDir, "secondary")
 	c.StateDir = abs(c.StateDir)
 	if tokenDefault {
 		c.API.TokenFile = filepath.Join(c.StateDir, "token")
@@ -341,6 +400,11 @@ func (c *Config) resolvePaths(base string) {
 		c.Secondary.Process.Root = filepath.Join(c.StateDir, "secondary")
 	} else {
 		c.Secondary.Process.Root = abs(c.Secondary.Process.Root)
+	}
+	if dockerRootDefault {
+		c.Secondary.Docker.Root = filepath.Join(c.StateDir, "secondary")
+	} else {
+		c.Secondary.Docker.Root = abs(c.Secondary.Docker.Root)
 	}
 	for i := range c.Components {
 		c.Components[i].State.Dir = abs(c.Components[i].State.Dir)
@@ -420,14 +484,31 @@ func (c *Config) Validate() error {
 	positive("traffic.health_timeout", c.Traffic.HealthTimeout, "150ms")
 	positive("traffic.hold_timeout", c.Traffic.HoldTimeout, "15s")
 	positive("traffic.drain_timeout", c.Traffic.DrainTimeout, "5s")
+	if c.Traffic.HealthTimeout > c.Traffic.HealthInterval {
+		bad("traffic.health_timeout", "%s is longer than health_interval %s: checks would overlap; make it shorter", c.Traffic.HealthTimeout, c.Traffic.HealthInterval)
+	}
 	if c.Traffic.UnhealthyAfter < 1 {
 		bad("traffic.unhealthy_after", "%d: write how many failed health checks in a row confirm a failure, 1 or more (default 3)", c.Traffic.UnhealthyAfter)
 	}
 
 	switch c.Secondary.Provider {
 	case "process":
+	case "docker":
+		d := c.Secondary.Docker
+		if d.Network == "" || d.Namespace == "" {
+			bad("secondary.docker", "network and namespace must not be empty (defaults: phoenix-secondary, phoenix)")
+		}
+		if d.Port < 1 || d.Port > 65535 {
+			bad("secondary.docker.port", "%d is not a port; write 1-65535 (default 8080)", d.Port)
+		}
+		if !strings.HasPrefix(d.DataPath, "/") {
+			bad("secondary.docker.data_path", "%q must be an absolute path in the container, e.g. /data", d.DataPath)
+		}
+		if d.Offer.Size.MilliCPU < 0 || d.Offer.Size.Memory < 0 || d.Offer.Capacity.MilliCPU < 0 || d.Offer.Capacity.Memory < 0 || d.Offer.PricePerHour < 0 {
+			bad("secondary.docker.offer", "sizes, capacity and price must not be negative")
+		}
 	default:
-		bad("secondary.provider", "%q is not a provider; write \"process\"", c.Secondary.Provider)
+		bad("secondary.provider", "%q is not a provider; write \"process\" or \"docker\"", c.Secondary.Provider)
 	}
 
 	if len(c.Components) == 0 {

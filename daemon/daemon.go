@@ -25,6 +25,8 @@ import (
 	"github.com/phoenixsre/phoenix/control"
 	"github.com/phoenixsre/phoenix/depmap"
 	"github.com/phoenixsre/phoenix/predict"
+	"github.com/phoenixsre/phoenix/provider"
+	"github.com/phoenixsre/phoenix/provider/docker"
 	"github.com/phoenixsre/phoenix/provider/process"
 	"github.com/phoenixsre/phoenix/store"
 	"github.com/phoenixsre/phoenix/telemetry"
@@ -34,9 +36,16 @@ import (
 type Options struct {
 	Logger *slog.Logger
 	// Executable replaces {phoenix} in replica commands; default: this
-	// process's executable.
+	// process's executable (or, on the docker provider, the image's).
 	Executable string
 	Now        func() time.Time
+	// Provider, if set, is used instead of the one the config names (tests,
+	// and the demo, which shares one engine between two environments).
+	Provider provider.Provider
+	// ModuleDir is the source tree a static executable can be built from
+	// when the docker provider needs an image and this executable is
+	// dynamically linked; empty: this executable or nothing.
+	ModuleDir string
 }
 
 // Daemon is a running Phoenix: the collector, the engine, the dependency
@@ -58,8 +67,9 @@ type Daemon struct {
 	otlpSrv       *http.Server
 }
 
-// New builds a daemon from a validated config.
-func New(cfg config.Config, o Options) (d *Daemon, err error) {
+// New builds a daemon from a validated config. ctx bounds the start-up work
+// (on the docker provider, building the replicas' image).
+func New(ctx context.Context, cfg config.Config, o Options) (_ *Daemon, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -75,10 +85,10 @@ func New(cfg config.Config, o Options) (d *Daemon, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	d = &Daemon{cfg: cfg, log: log}
+	d := &Daemon{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
-			d.Close()
+			d.Close() // what was acquired before the failure
 		}
 	}()
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
@@ -124,13 +134,15 @@ func New(cfg config.Config, o Options) (d *Daemon, err error) {
 		},
 	}, history)
 
-	prov, err := process.New(process.Config{Root: cfg.Secondary.Process.Root, Host: cfg.Secondary.Process.Host, Logger: log.With("part", "provider")})
-	if err != nil {
-		return nil, err
+	prov, exe := o.Provider, o.Executable
+	if prov == nil {
+		if prov, exe, err = newProvider(ctx, cfg, o, reg); err != nil {
+			return nil, err
+		}
 	}
 	d.ctrl, err = control.New(control.Deps{
 		Config: cfg, Store: d.store, Provider: prov, Risks: d.engine, Graph: d.graph, Targets: d.scraper,
-		Executable: o.Executable, Logger: log.With("part", "control"), Registerer: reg, Now: o.Now,
+		Executable: exe, Logger: log.With("part", "control"), Registerer: reg, Now: o.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -154,6 +166,52 @@ func New(cfg config.Config, o Options) (d *Daemon, err error) {
 		d.otlpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 	return d, nil
+}
+
+// newProvider builds the secondary environment's provider the config names,
+// and says what {phoenix} means there.
+func newProvider(ctx context.Context, cfg config.Config, o Options, reg prometheus.Registerer) (provider.Provider, string, error) {
+	log := o.Logger.With("part", "provider")
+	switch cfg.Secondary.Provider {
+	case "docker":
+		dc := cfg.Secondary.Docker
+		cli, err := docker.NewClient()
+		if err != nil {
+			return nil, "", err
+		}
+		if err := docker.Ping(ctx, cli); err != nil {
+			return nil, "", fmt.Errorf("secondary.provider docker: %w", err)
+		}
+		image := dc.Image
+		if image == "" {
+			bin, err := docker.StaticBinary(ctx, o.Executable, o.ModuleDir, cfg.StateDir)
+			if err != nil {
+				return nil, "", fmt.Errorf("secondary.docker.image is empty and no image can be made: %w", err)
+			}
+			img, err := docker.EnsureImage(ctx, cli, bin, "phoenix")
+			if err != nil {
+				return nil, "", err
+			}
+			image = img.Ref
+		}
+		p, err := docker.New(docker.Config{
+			Client: cli, Image: image, Network: dc.Network, Namespace: dc.Namespace, Root: dc.Root,
+			Port: dc.Port, DataPath: dc.DataPath, User: dc.User, StopTimeout: dc.StopTimeout.D(),
+			Offer: docker.OfferConfig{
+				ID: dc.Offer.ID, Zone: dc.Offer.Zone, PricePerHour: dc.Offer.PricePerHour, Performance: dc.Offer.Performance,
+				Size:     phoenix.Resources{MilliCPU: dc.Offer.Size.MilliCPU, MemoryBytes: int64(dc.Offer.Size.Memory)},
+				Capacity: phoenix.Resources{MilliCPU: dc.Offer.Capacity.MilliCPU, MemoryBytes: int64(dc.Offer.Capacity.Memory)},
+			},
+			Logger: log, Now: o.Now, Registerer: reg,
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		return p, docker.ImageExecutable, nil
+	default:
+		p, err := process.New(process.Config{Root: cfg.Secondary.Process.Root, Host: cfg.Secondary.Process.Host, Logger: log})
+		return p, o.Executable, err
+	}
 }
 
 func limits(l config.Limits) predict.Limits {

@@ -24,6 +24,10 @@ import (
 // Scenarios the demo can play.
 var Scenarios = []string{"leak", "crash", "false-alarm"}
 
+// killOnPrewarm, appended to "leak", is a scenario for tests: the primary
+// is killed from outside as soon as the replica is ready.
+const killOnPrewarm = "+kill-on-prewarm"
+
 // Options configure a demo run.
 type Options struct {
 	Scenario string
@@ -38,6 +42,9 @@ type Options struct {
 	Keep    bool
 	// Rate is the load in requests per second; default 200.
 	Rate int
+	// Provider runs both environments: "process" (the default) or
+	// "docker" (the shop and the replicas as containers on two networks).
+	Provider string
 }
 
 // Run plays one scenario from start to end and returns its summary. The
@@ -45,11 +52,18 @@ type Options struct {
 // in-process with its proxies in front of every service, and a load
 // generator sends traffic through them the whole time.
 func Run(ctx context.Context, o Options) (sum Summary, err error) {
-	if !validScenario(o.Scenario) {
+	if !validScenario(strings.TrimSuffix(o.Scenario, killOnPrewarm)) {
 		return sum, fmt.Errorf("unknown scenario %q: choose one of %s", o.Scenario, strings.Join(Scenarios, ", "))
 	}
 	if o.Rate <= 0 {
 		o.Rate = 200
+	}
+	switch o.Provider {
+	case "":
+		o.Provider = "process"
+	case "process", "docker":
+	default:
+		return sum, fmt.Errorf("unknown provider %q: choose process or docker", o.Provider)
 	}
 	if o.Timeline == nil {
 		o.Timeline = io.Discard
@@ -100,38 +114,69 @@ type run struct {
 	cfg        config.Config
 	stopDaemon context.CancelFunc
 	daemonDone chan error
-	services   map[string]*service
+	primary    primaryEnv
+	docker     *dockerEnv // set on the docker provider
+	services   map[string]shopService
 	load       *loadGen
 	stopLoad   context.CancelFunc
 	loadDone   chan struct{}
 	began      time.Time
+	protected  time.Time // when the daemon started watching
 	events     *eventWatch
 }
 
 func (r *run) setup(ctx context.Context) error {
 	r.tl.start(r.began)
 	r.adminToken = randomToken()
-	ports, err := freePorts(4)
+	var err error
+	switch r.o.Provider {
+	case "docker":
+		r.tl.say("phoenix", "docker: checking the engine and making the image (the first run builds a static phoenix)")
+		dk, err := newDockerEnv(ctx, r.o.Executable, r.work)
+		if err != nil {
+			return err
+		}
+		r.primary, r.docker = dk, dk
+	default:
+		r.primary = processEnv{exe: r.o.Executable, work: r.work}
+	}
+	// The proxies and the OTLP receiver listen where the services can reach
+	// them; their ports are reserved now, because the services are started
+	// (and told where to call) before the daemon binds them.
+	ports, err := freePorts(r.primary.host(), 4)
 	if err != nil {
 		return err
 	}
-	primary := map[string]string{"gateway": ports[0], "orders": ports[1], "inventory": ports[2]}
+	proxy := map[string]string{"gateway": ports[0], "orders": ports[1], "inventory": ports[2]}
 	stateDir := filepath.Join(r.work, "state")
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return err
 	}
-	// The daemon's token is made here so that the replicas' commands can
-	// carry it to the OTLP receiver.
+	// The daemon's token is made here so that the services' OTLP exporters
+	// and the replicas' commands can carry it.
 	token := randomToken()
 	if err := os.WriteFile(filepath.Join(stateDir, "token"), []byte(token+"\n"), 0o600); err != nil {
 		return err
 	}
+	var ordersDir string
+	r.services, ordersDir, err = startShop(ctx, r.primary, shopEnv{proxy: proxy, otlp: ports[3], token: token, adminToken: r.adminToken},
+		func(format string, args ...any) { r.tl.say("shop", format, args...) })
+	if err != nil {
+		return err
+	}
+	data := configData{
+		StateDir: stateDir, OrdersDir: ordersDir, AdminToken: r.adminToken, Token: token,
+		API: "127.0.0.1:0", OTLP: ports[3], Proxy: proxy, ReleaseAfter: "5s", Primary: map[string]string{},
+	}
+	for name, s := range r.services {
+		data.Primary[name] = s.addr()
+	}
+	if r.docker != nil {
+		data.Docker = &dockerConfig{Image: r.docker.image, Network: r.docker.secondary, Namespace: r.docker.ns + "-s",
+			MilliCPU: containerSize.MilliCPU, Memory: containerSize.MemoryBytes}
+	}
 	cfgPath := filepath.Join(r.work, "phoenix.yaml")
-	if err := writeConfig(cfgPath, configData{
-		StateDir: stateDir, Work: r.work, Primary: primary, AdminToken: r.adminToken,
-		OTLP: ports[3], Token: token, API: "127.0.0.1:0", ReleaseAfter: "5s",
-		Proxy: map[string]string{"gateway": "127.0.0.1:0", "orders": "127.0.0.1:0", "inventory": "127.0.0.1:0"},
-	}); err != nil {
+	if err := writeConfig(cfgPath, data); err != nil {
 		return err
 	}
 	if r.cfg, err = config.Load(cfgPath); err != nil {
@@ -141,7 +186,7 @@ func (r *run) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.d, err = daemon.New(r.cfg, daemon.Options{
+	r.d, err = daemon.New(ctx, r.cfg, daemon.Options{
 		Logger:     slog.New(slog.NewJSONHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Executable: r.o.Executable,
 	})
@@ -151,18 +196,12 @@ func (r *run) setup(ctx context.Context) error {
 	dctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	r.stopDaemon, r.daemonDone = stop, make(chan error, 1)
 	go func() { r.daemonDone <- r.d.Run(dctx) }()
+	r.protected = time.Now()
 	r.events = watchEvents(dctx, r.d.Store(), r.tl)
-	r.tl.say("phoenix", "daemon up: API %s, OTLP %s, proxies gateway %s, orders %s, inventory %s (config %s, log %s)",
-		r.d.APIAddr(), r.d.OTLPAddr(), r.d.ProxyAddr("gateway"), r.d.ProxyAddr("orders"), r.d.ProxyAddr("inventory"),
+	r.tl.say("phoenix", "daemon up (%s provider): API %s, OTLP %s, proxies gateway %s, orders %s, inventory %s (config %s, log %s)",
+		r.cfg.Secondary.Provider, r.d.APIAddr(), r.d.OTLPAddr(), r.d.ProxyAddr("gateway"), r.d.ProxyAddr("orders"), r.d.ProxyAddr("inventory"),
 		cfgPath, filepath.Join(r.work, "phoenix.log"))
 
-	r.services, err = startShop(ctx, shopEnv{
-		exe: r.o.Executable, work: r.work, primary: primary, otlp: r.d.OTLPAddr(), token: r.d.Token(), adminToken: r.adminToken,
-		proxy: map[string]string{"gateway": r.d.ProxyAddr("gateway"), "orders": r.d.ProxyAddr("orders"), "inventory": r.d.ProxyAddr("inventory")},
-	}, func(format string, args ...any) { r.tl.say("shop", format, args...) })
-	if err != nil {
-		return err
-	}
 	r.load = newLoadGen("http://"+r.d.ProxyAddr("gateway"), r.o.Rate, 16)
 	lctx, lstop := context.WithCancel(context.WithoutCancel(ctx))
 	r.stopLoad, r.loadDone = lstop, make(chan struct{})
@@ -175,34 +214,49 @@ func (r *run) setup(ctx context.Context) error {
 func (r *run) play(ctx context.Context) error {
 	// Let the engine learn the baseline and the mapper see the traces.
 	if err := r.waitFor(ctx, 6*time.Second, func() bool {
-		return len(r.d.Graph().Closure("gateway")) >= 2 && time.Since(r.began) > 5*time.Second
+		return len(r.d.Graph().Closure("gateway")) >= 2 && time.Since(r.protected) > 5*time.Second
 	}); err != nil && !errors.Is(err, errTimeout) {
 		return err
 	}
 	r.tl.say("phoenix", "dependency graph from traces: gateway needs %v", r.d.Graph().Closure("gateway"))
 	orders := r.services["orders"]
 	switch r.o.Scenario {
+	case "leak" + killOnPrewarm:
+		// The failure comes sooner than forecast: a slow leak is predicted,
+		// and the primary is killed from outside once the replica is ready.
+		r.tl.say("fault", "orders@primary starts leaking memory at 4 MiB/s")
+		if err := fault(ctx, orders, r.adminToken, `{"kind":"leak","bytes_per_second":4194304}`); err != nil {
+			return err
+		}
+		if err := r.waitFor(ctx, 60*time.Second, r.events.prewarmed); err != nil {
+			return fmt.Errorf("no replica was pre-warmed: %w", err)
+		}
+		r.tl.say("fault", "orders@primary is killed with SIGKILL before the leak kills it")
+		if err := orders.kill(ctx); err != nil {
+			return err
+		}
+		return r.awaitFailureAndSwitch(ctx, orders, 10*time.Second)
 	case "leak":
 		r.tl.say("fault", "orders@primary starts leaking memory at 8 MiB/s; it is killed when it passes its 160 MiB limit")
-		if err := orders.fault(ctx, r.adminToken, `{"kind":"leak","bytes_per_second":8388608}`); err != nil {
+		if err := fault(ctx, orders, r.adminToken, `{"kind":"leak","bytes_per_second":8388608}`); err != nil {
 			return err
 		}
 		return r.awaitFailureAndSwitch(ctx, orders, 40*time.Second)
 	case "crash":
 		r.tl.say("fault", "orders@primary is killed with SIGKILL, with no warning")
-		if err := orders.fault(ctx, r.adminToken, `{"kind":"crash"}`); err != nil && !orders.exited() {
+		if err := fault(ctx, orders, r.adminToken, `{"kind":"crash"}`); err != nil && !orders.exited() {
 			return err
 		}
 		return r.awaitFailureAndSwitch(ctx, orders, 5*time.Second)
 	case "false-alarm":
 		r.tl.say("fault", "orders@primary's memory climbs at 5 MiB/s for 9 s, then the leak stops and the memory is freed")
-		if err := orders.fault(ctx, r.adminToken, `{"kind":"leak","bytes_per_second":5242880}`); err != nil {
+		if err := fault(ctx, orders, r.adminToken, `{"kind":"leak","bytes_per_second":5242880}`); err != nil {
 			return err
 		}
 		if err := r.sleep(ctx, 9*time.Second); err != nil {
 			return err
 		}
-		if err := orders.fault(ctx, r.adminToken, `{"kind":"clear"}`); err != nil {
+		if err := fault(ctx, orders, r.adminToken, `{"kind":"clear"}`); err != nil {
 			return err
 		}
 		r.tl.say("fault", "orders@primary recovered: leak stopped, memory freed")
@@ -213,15 +267,15 @@ func (r *run) play(ctx context.Context) error {
 
 // awaitFailureAndSwitch waits for the faulty service to die, notes when,
 // and waits for Phoenix to have switched its traffic.
-func (r *run) awaitFailureAndSwitch(ctx context.Context, s *service, within time.Duration) error {
+func (r *run) awaitFailureAndSwitch(ctx context.Context, s shopService, within time.Duration) error {
 	if err := r.waitFor(ctx, within, s.exited); err != nil {
-		return fmt.Errorf("%s did not die: %w", s.name, err)
+		return fmt.Errorf("%s did not die: %w", s.name(), err)
 	}
 	r.noteFailure(s)
 	return r.waitFor(ctx, 20*time.Second, r.events.switched)
 }
 
-func (r *run) noteFailure(s *service) {
+func (r *run) noteFailure(s shopService) {
 	at := s.exitTime()
 	r.sum.FailedAt = &at
 	r.tl.sayAt(at, "fault", "orders@primary died (%s)", s.exitReason())
@@ -263,7 +317,9 @@ func (r *run) finish(ctx context.Context) (Summary, error) {
 	for _, a := range allocs {
 		s.SecondaryInstanceSeconds += control.InstanceSeconds(a, end)
 	}
-	s.HotStandbyInstanceSeconds = float64(len(r.cfg.Components)) * end.Sub(r.began).Seconds()
+	// A hot standby would have run beside every component for as long as
+	// Phoenix protected them.
+	s.HotStandbyInstanceSeconds = float64(len(r.cfg.Components)) * end.Sub(r.protected).Seconds()
 	s.DurationS = end.Sub(r.began).Seconds()
 	s.check()
 	return *s, nil
@@ -329,7 +385,9 @@ func (r *run) teardown() {
 		r.stopDaemon()
 		<-r.daemonDone
 	}
-	if r.cfg.StateDir != "" {
+	if r.docker != nil {
+		r.docker.close()
+	} else if r.cfg.StateDir != "" {
 		releaseSecondary(r.cfg.Secondary.Process.Root)
 	}
 }
@@ -358,8 +416,8 @@ func randomToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// freePorts reserves n loopback ports by binding and releasing them.
-func freePorts(n int) ([]string, error) {
+// freePorts reserves n ports on host by binding and releasing them.
+func freePorts(host string, n int) ([]string, error) {
 	var out []string
 	var ls []net.Listener
 	defer func() {
@@ -368,7 +426,7 @@ func freePorts(n int) ([]string, error) {
 		}
 	}()
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			return nil, fmt.Errorf("find a free port: %w", err)
 		}
@@ -380,7 +438,7 @@ func freePorts(n int) ([]string, error) {
 
 type configData struct {
 	StateDir   string
-	Work       string
+	OrdersDir  string            // the primary orders' data directory
 	Primary    map[string]string // component -> host:port
 	Proxy      map[string]string // component -> host:port
 	API        string
@@ -389,6 +447,13 @@ type configData struct {
 	Token      string
 	// ReleaseAfter is thresholds.release_after, e.g. "5s".
 	ReleaseAfter string
+	Docker       *dockerConfig // nil: the process provider
+}
+
+// dockerConfig is the secondary environment on the docker provider.
+type dockerConfig struct {
+	Image, Network, Namespace string
+	MilliCPU, Memory          int64
 }
 
 // configTemplate is the demo's Phoenix config: a real YAML file, loaded
@@ -406,6 +471,16 @@ telemetry:
   scrape_timeout: 400ms
   metrics:
     disk: shop_disk_used_bytes
+{{- with .Docker}}
+secondary:
+  provider: docker
+  docker:
+    image: {{.Image}}
+    network: {{.Network}}
+    namespace: {{.Namespace}}
+    offer:
+      size: {milli_cpu: {{.MilliCPU}}, memory: {{.Memory}}}
+{{- end}}
 predict:
   horizon: 30s
   window: 10s
@@ -417,8 +492,8 @@ thresholds:
   release: 0.2
   release_after: {{.ReleaseAfter}}
 traffic:
-  health_interval: 200ms
-  health_timeout: 150ms
+  health_interval: 300ms
+  health_timeout: 300ms
   unhealthy_after: 3
   hold_timeout: 15s
 components:
@@ -450,7 +525,7 @@ components:
       env: *replica_env
     state:
       method: incremental
-      dir: {{.Work}}/primary/orders
+      dir: {{.OrdersDir}}
       promote: POST /admin/promote
       headers:
         Authorization: Bearer {{.AdminToken}}

@@ -144,36 +144,39 @@ func TestDaemonKill9Resumes(t *testing.T) {
 		t.Skip("starts real processes for about 30 s; not in -short mode")
 	}
 	work := t.TempDir()
-	ports, err := freePorts(8)
+	ports, err := freePorts("127.0.0.1", 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	primary := map[string]string{"gateway": ports[0], "orders": ports[1], "inventory": ports[2]}
-	proxy := map[string]string{"gateway": ports[3], "orders": ports[4], "inventory": ports[5]}
-	api, otlp := ports[6], ports[7]
+	proxy := map[string]string{"gateway": ports[0], "orders": ports[1], "inventory": ports[2]}
+	api, otlp := ports[3], ports[4]
 	stateDir := filepath.Join(work, "state")
 	os.MkdirAll(stateDir, 0o700)
 	token, adminToken := randomToken(), randomToken()
 	if err := os.WriteFile(filepath.Join(stateDir, "token"), []byte(token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfgPath := filepath.Join(work, "phoenix.yaml")
-	if err := writeConfig(cfgPath, configData{StateDir: stateDir, Work: work, Primary: primary, Proxy: proxy,
-		API: api, OTLP: otlp, AdminToken: adminToken, Token: token, ReleaseAfter: "60s"}); err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Join(stateDir, "secondary")
-
-	d := startDaemon(t, cfgPath, api, token, filepath.Join(work, "daemon-1.log"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	services, err := startShop(ctx, shopEnv{exe: phoenixBin, work: work, primary: primary, proxy: proxy,
-		otlp: otlp, token: token, adminToken: adminToken}, func(string, ...any) {})
+	services, ordersDir, err := startShop(ctx, processEnv{exe: phoenixBin, work: work},
+		shopEnv{proxy: proxy, otlp: otlp, token: token, adminToken: adminToken}, func(string, ...any) {})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stopAll(services)
+	primary := map[string]string{}
+	for name, s := range services {
+		primary[name] = s.addr()
+	}
+	cfgPath := filepath.Join(work, "phoenix.yaml")
+	if err := writeConfig(cfgPath, configData{StateDir: stateDir, OrdersDir: ordersDir, Primary: primary, Proxy: proxy,
+		API: api, OTLP: otlp, AdminToken: adminToken, Token: token, ReleaseAfter: "60s"}); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(stateDir, "secondary")
 	t.Cleanup(func() { releaseSecondary(root) })
+
+	d := startDaemon(t, cfgPath, api, token, filepath.Join(work, "daemon-1.log"))
 
 	load := newLoadGen("http://"+proxy["gateway"], 100, 8)
 	lctx, lstop := context.WithCancel(ctx)
@@ -182,11 +185,11 @@ func TestDaemonKill9Resumes(t *testing.T) {
 
 	// A climb that Phoenix pre-warms for, but that is far from its limit.
 	time.Sleep(4 * time.Second)
-	if err := services["orders"].fault(ctx, adminToken, `{"kind":"leak","bytes_per_second":5242880}`); err != nil {
+	if err := fault(ctx, services["orders"], adminToken, `{"kind":"leak","bytes_per_second":5242880}`); err != nil {
 		t.Fatal(err)
 	}
 	d.waitEvent(t, 40*time.Second, func(e phoenix.Event) bool { return e.Kind == phoenix.EventPrewarmed })
-	if err := services["orders"].fault(ctx, adminToken, `{"kind":"clear"}`); err != nil {
+	if err := fault(ctx, services["orders"], adminToken, `{"kind":"clear"}`); err != nil {
 		t.Fatal(err)
 	}
 	lstop()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,9 +21,9 @@ import (
 
 // service is one process of the shop's primary environment.
 type service struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
+	svcName string
+	address string
+	cmd     *exec.Cmd
 
 	mu       sync.Mutex
 	done     bool
@@ -31,21 +32,47 @@ type service struct {
 	waited   chan struct{}
 }
 
-// shopEnv is where the shop's primary services run and whom they call.
+// shopEnv says whom the shop's primary services call: Phoenix's proxies and
+// its OTLP receiver.
 type shopEnv struct {
-	exe        string
-	work       string
-	primary    map[string]string // service -> host:port it listens on
 	proxy      map[string]string // service -> host:port of Phoenix's proxy for it
 	otlp       string            // host:port of Phoenix's OTLP receiver
 	token      string            // Phoenix's API token, for the OTLP receiver
 	adminToken string            // the shop's admin token
 }
 
+// shopService is one running primary service, whatever runs it.
+type shopService interface {
+	name() string
+	addr() string // host:port
+	// detail says what runs it, for people: "pid 42", "container x".
+	detail() string
+	exited() bool
+	// kill kills it with SIGKILL, as a crash would.
+	kill(ctx context.Context) error
+	exitTime() time.Time
+	exitReason() string
+	stop()
+}
+
+// primaryEnv runs the shop's primary environment: local processes or
+// containers.
+type primaryEnv interface {
+	// start runs `phoenix shop NAME` with args (it adds --listen, and
+	// --data for a stateful service) and env; it returns the service and
+	// its data directory as the controller can read it.
+	start(ctx context.Context, name string, args, env []string, stateful bool) (shopService, string, error)
+	// host is the address Phoenix's proxies must listen on for the
+	// services to reach them.
+	host() string
+	close()
+}
+
 // startShop starts inventory, orders and gateway in the primary
 // environment. Each calls its dependency through Phoenix's proxy of it, so
-// all traffic crosses a proxy, as it would behind a load balancer.
-func startShop(ctx context.Context, e shopEnv, say func(format string, args ...any)) (map[string]*service, error) {
+// all traffic crosses a proxy, as it would behind a load balancer. It
+// returns the services and orders' data directory.
+func startShop(ctx context.Context, pe primaryEnv, e shopEnv, say func(format string, args ...any)) (map[string]shopService, string, error) {
 	env := []string{
 		"SHOP_ADMIN_TOKEN=" + e.adminToken,
 		// The OTLP receiver wants the daemon's token (W3C baggage format:
@@ -53,39 +80,65 @@ func startShop(ctx context.Context, e shopEnv, say func(format string, args ...a
 		"OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20" + e.token,
 		"OTEL_BSP_SCHEDULE_DELAY=500",
 	}
-	dataDir := filepath.Join(e.work, "primary", "orders")
 	specs := []struct {
-		name string
-		args []string
+		name     string
+		args     []string
+		stateful bool
 	}{
-		{"inventory", []string{"--listen", e.primary["inventory"]}},
-		{"orders", []string{"--listen", e.primary["orders"], "--data", dataDir,
-			"--inventory", "http://" + e.proxy["inventory"], "--memory-limit", "167772160"}},
-		{"gateway", []string{"--listen", e.primary["gateway"], "--orders", "http://" + e.proxy["orders"]}},
+		{"inventory", nil, false},
+		{"orders", []string{"--inventory", "http://" + e.proxy["inventory"], "--memory-limit", "167772160"}, true},
+		{"gateway", []string{"--orders", "http://" + e.proxy["orders"]}, false},
 	}
-	services := map[string]*service{}
+	services := map[string]shopService{}
+	var ordersDir string
 	for _, s := range specs {
-		args := append([]string{"shop", s.name}, s.args...)
-		args = append(args, "--otlp", "http://"+e.otlp, "--environment", "primary")
-		svc, err := startService(e.exe, s.name, e.primary[s.name], args, env, filepath.Join(e.work, "logs", s.name+".log"))
+		args := append(s.args, "--otlp", "http://"+e.otlp, "--environment", "primary")
+		svc, dataDir, err := pe.start(ctx, s.name, args, env, s.stateful)
 		if err != nil {
 			stopAll(services)
-			return nil, err
+			return nil, "", err
 		}
 		services[s.name] = svc
-		if err := svc.waitHealthy(ctx, 15*time.Second); err != nil {
-			stopAll(services)
-			return nil, err
+		if s.stateful {
+			ordersDir = dataDir
 		}
-		say("%s@primary up on %s (pid %d)", s.name, svc.addr, svc.cmd.Process.Pid)
+		if err := waitHealthy(ctx, svc, 30*time.Second); err != nil {
+			stopAll(services)
+			return nil, "", err
+		}
+		say("%s@primary up on %s (%s)", s.name, svc.addr(), svc.detail())
 	}
-	return services, nil
+	return services, ordersDir, nil
 }
 
-func stopAll(services map[string]*service) {
+func stopAll(services map[string]shopService) {
 	for _, s := range services {
 		s.stop()
 	}
+}
+
+// processEnv runs the primary services as local processes.
+type processEnv struct {
+	exe  string
+	work string
+}
+
+func (p processEnv) host() string { return "127.0.0.1" }
+func (p processEnv) close()       {}
+
+func (p processEnv) start(ctx context.Context, name string, args, env []string, stateful bool) (shopService, string, error) {
+	ports, err := freePorts("127.0.0.1", 1)
+	if err != nil {
+		return nil, "", err
+	}
+	var dataDir string
+	full := append([]string{"shop", name, "--listen", ports[0]}, args...)
+	if stateful {
+		dataDir = filepath.Join(p.work, "primary", name)
+		full = append(full, "--data", dataDir)
+	}
+	svc, err := startService(p.exe, name, ports[0], full, env, filepath.Join(p.work, "logs", name+".log"))
+	return svc, dataDir, err
 }
 
 func startService(exe, name, addr string, args, env []string, logPath string) (*service, error) {
@@ -104,7 +157,7 @@ func startService(exe, name, addr string, args, env []string, logPath string) (*
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	s := &service{name: name, addr: addr, cmd: cmd, waited: make(chan struct{})}
+	s := &service{svcName: name, address: addr, cmd: cmd, waited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		logf.Close()
@@ -114,6 +167,17 @@ func startService(exe, name, addr string, args, env []string, logPath string) (*
 		close(s.waited)
 	}()
 	return s, nil
+}
+
+func (s *service) name() string   { return s.svcName }
+func (s *service) addr() string   { return s.address }
+func (s *service) detail() string { return "pid " + strconv.Itoa(s.cmd.Process.Pid) }
+
+func (s *service) kill(context.Context) error {
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill %s: %w", s.svcName, err)
+	}
+	return nil
 }
 
 func (s *service) exited() bool {
@@ -140,15 +204,16 @@ func (s *service) exitReason() string {
 	return s.state.String()
 }
 
-func (s *service) waitHealthy(ctx context.Context, d time.Duration) error {
+// waitHealthy polls a service's /healthz until it answers 200.
+func waitHealthy(ctx context.Context, s shopService, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var last error
 	for {
 		if s.exited() {
-			return fmt.Errorf("%s exited at start (%s); see its log", s.name, s.exitReason())
+			return fmt.Errorf("%s exited at start (%s); see its log", s.name(), s.exitReason())
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+"/healthz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr()+"/healthz", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
@@ -160,17 +225,17 @@ func (s *service) waitHealthy(ctx context.Context, d time.Duration) error {
 		last = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s not healthy after %s: %v", s.name, d, last)
+			return fmt.Errorf("%s not healthy after %s: %v", s.name(), d, last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
 // fault posts a fault to the service's admin endpoint.
-func (s *service) fault(ctx context.Context, token, body string) error {
+func fault(ctx context.Context, s shopService, token, body string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.addr+"/admin/fault", bytes.NewReader([]byte(body)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.addr()+"/admin/fault", bytes.NewReader([]byte(body)))
 	if err != nil {
 		return err
 	}
@@ -178,12 +243,12 @@ func (s *service) fault(ctx context.Context, token, body string) error {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("inject fault into %s: %w", s.name, err)
+		return fmt.Errorf("inject fault into %s: %w", s.name(), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("inject fault into %s: %s: %s", s.name, resp.Status, strings.TrimSpace(string(b)))
+		return fmt.Errorf("inject fault into %s: %s: %s", s.name(), resp.Status, strings.TrimSpace(string(b)))
 	}
 	return nil
 }

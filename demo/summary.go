@@ -59,7 +59,7 @@ func (s *Summary) check() {
 	}
 	want(s.KeysLost == 0, "no acknowledged write lost")
 	switch s.Scenario {
-	case "leak":
+	case "leak", "leak" + killOnPrewarm:
 		want(s.RequestsFailed == 0, "no failed request")
 		want(s.Switched, "traffic switched to the replica")
 		want(s.PrewarmedAt != nil && s.FailedAt != nil && s.PrewarmedAt.Before(*s.FailedAt), "replica pre-warmed before the failure")
@@ -200,5 +200,6 @@ func (w *eventWatch) snapshot() eventTimes {
 	return w.t
 }
 
-func (w *eventWatch) switched() bool { return w.snapshot().switched != nil }
-func (w *eventWatch) released() bool { return w.snapshot().released != nil }
+func (w *eventWatch) switched() bool  { return w.snapshot().switched != nil }
+func (w *eventWatch) prewarmed() bool { return w.snapshot().prewarmed != nil }
+func (w *eventWatch) released() bool  { return w.snapshot().released != nil }

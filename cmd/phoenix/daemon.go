@@ -46,7 +46,7 @@ flight. Replicas keep running while the daemon is down.`,
 				return nil
 			}
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			d, err := daemon.New(cfg, daemon.Options{Logger: log})
+			d, err := daemon.New(cmd.Context(), cfg, daemon.Options{Logger: log})
 			if err != nil {
 				return err
 			}

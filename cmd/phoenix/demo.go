@@ -18,6 +18,7 @@ func newDemoCmd() *cobra.Command {
 		keep     bool
 		workDir  string
 		rate     int
+		prov     string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo [--scenario leak|crash|false-alarm] [--json]",
@@ -50,10 +51,10 @@ against a hot standby. The exit code is 1 if the scenario's promises were not me
 				tl = cmd.ErrOrStderr()
 			}
 			sum, err := demo.Run(cmd.Context(), demo.Options{
-				Scenario: scenario, Executable: exe, Timeline: tl, WorkDir: workDir, Keep: keep, Rate: rate,
+				Scenario: scenario, Executable: exe, Timeline: tl, WorkDir: workDir, Keep: keep, Rate: rate, Provider: prov,
 			})
 			if err != nil {
-				if strings.HasPrefix(err.Error(), "unknown scenario") {
+				if strings.HasPrefix(err.Error(), "unknown scenario") || strings.HasPrefix(err.Error(), "unknown provider") {
 					return usageErr("%v", err)
 				}
 				return err
@@ -78,5 +79,8 @@ against a hot standby. The exit code is 1 if the scenario's promises were not me
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the run's directory (config, logs, data) instead of removing it")
 	cmd.Flags().StringVar(&workDir, "dir", "", "directory for the run's files (default: a new temporary directory)")
 	cmd.Flags().IntVar(&rate, "rate", 200, "requests per second the load generator sends")
+	cmd.Flags().StringVar(&prov, "provider", "process", `where both environments run: "process" (local processes) or "docker" (containers on two
+Docker networks; needs a running Docker engine, and the source tree if this phoenix is not
+statically linked)`)
 	return cmd
 }

@@ -33,6 +33,11 @@ type Harness struct {
 	// SharedDataDir is true when Instance.DataDir is a path the test process
 	// can write to and the instance reads (process and docker bind mounts).
 	SharedDataDir bool
+	// EnforcesCapacity is true when the provider refuses, with
+	// provider.ErrNoCapacity, a spec its offers cannot fit, and its offers'
+	// Free counts the instances it runs. New must then return a provider
+	// whose offers have Free of at least 2.
+	EnforcesCapacity bool
 }
 
 // Run runs the whole suite.
@@ -43,6 +48,11 @@ func Run(t *testing.T, h Harness) {
 	t.Run("CrashedInstanceIsRestarted", func(t *testing.T) { testCrash(t, h) })
 	t.Run("BadSpecsAreRefused", func(t *testing.T) { testBadSpecs(t, h) })
 	t.Run("Offers", func(t *testing.T) { testOffers(t, h) })
+	t.Run("ConcurrentProvisionStartsOne", func(t *testing.T) { testConcurrent(t, h) })
+	t.Run("DataSurvivesCrash", func(t *testing.T) { testDataSurvivesCrash(t, h) })
+	t.Run("ReleaseRemovesData", func(t *testing.T) { testReleaseRemovesData(t, h) })
+	t.Run("RefusesBeyondCapacity", func(t *testing.T) { testRefusesBeyondCapacity(t, h) })
+	t.Run("OffersCountWhatRuns", func(t *testing.T) { testOffersCountWhatRuns(t, h) })
 }
 
 func ctx(t *testing.T) context.Context {
