@@ -2,6 +2,7 @@ package predict
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -23,6 +24,7 @@ type Engine struct {
 type component struct {
 	limits Limits
 	series map[phoenix.Signal]*series
+	behave *behaviour
 }
 
 // series is one signal of one component: its forecaster and its newest
@@ -84,6 +86,12 @@ func (e *Engine) Observe(c phoenix.ComponentID, at time.Time, values map[phoenix
 		s.f.Observe(at, v)
 		s.last, s.value = at, v
 	}
+	if len(comp.limits) > 0 {
+		if comp.behave == nil {
+			comp.behave = newBehaviour(c)
+		}
+		comp.behave.observe(comp.limits, values)
+	}
 }
 
 // Reset forgets a component's series (its instance was replaced, and the old
@@ -93,6 +101,7 @@ func (e *Engine) Reset(c phoenix.ComponentID) {
 	defer e.mu.Unlock()
 	if comp, ok := e.comps[c]; ok {
 		clear(comp.series)
+		comp.behave = nil
 	}
 }
 
@@ -134,6 +143,17 @@ func (e *Engine) Risk(c phoenix.ComponentID, now time.Time) phoenix.Risk {
 	r.Probability = clamp01(1 - pNone)
 	r.Lower = min(clamp01(1-loNone), r.Probability)
 	r.Upper = max(clamp01(1-hiNone), r.Probability)
+	// The anomaly likelihood L of the component's behaviour moves the
+	// probability from the trend's central estimate towards its pessimistic
+	// bound: when a component behaves as it never has, the worse end of
+	// what its trends allow is the likelier. It never raises the lower
+	// bound, so a pre-emptive switch still needs the trends' own certainty.
+	if l := comp.behave.likelihood(); l > 0 {
+		r.Probability += l * (r.Upper - r.Probability)
+		if len(r.Signals) > 0 && l >= 0.99 {
+			r.Signals[0].Reason += fmt.Sprintf("; behaviour anomalous (likelihood %s)", formatPercent(l))
+		}
+	}
 	r.LeadTime = max(lead, 0)
 	return r
 }

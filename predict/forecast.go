@@ -77,6 +77,7 @@ type LinearTrend struct {
 	conf   float64
 
 	pts    []point // time order, within window of the newest
+	crit   critical
 	fit    fit
 	fitted bool
 	tq     struct { // cached Student t quantile for the slope interval
@@ -97,8 +98,10 @@ type fit struct {
 	n           int
 	xbar, level float64
 	slope       float64
-	s2          float64 // residual variance, n-2 degrees of freedom
-	sxx         float64 // Σ(x-x̄)²
+	s2          float64 // residual variance, df degrees of freedom
+	sxx         float64 // Σ(x-x̄)², pooled within segments for a step
+	df          int     // n-2 for a line, n-3 for a line with a step
+	nLevel      int     // points the level is the mean of
 }
 
 // NewLinearTrend returns a linear trend fitted on the last window, with
@@ -145,8 +148,8 @@ func (l *LinearTrend) Forecast(ahead time.Duration) (Forecast, bool) {
 	}
 	dx := ahead.Seconds() - f.xbar
 	mean := f.level + f.slope*dx
-	sigma := math.Sqrt(f.s2 * (1 + 1/float64(f.n) + dx*dx/f.sxx))
-	return l.interval(mean, sigma, f.n-2), true
+	sigma := math.Sqrt(f.s2 * (1 + 1/float64(f.nLevel) + dx*dx/f.sxx))
+	return l.interval(mean, sigma, f.df), true
 }
 
 // TrendBounds forecasts with the slope at the bounds of its confidence
@@ -158,10 +161,10 @@ func (l *LinearTrend) TrendBounds(ahead time.Duration) (lower, upper Forecast, o
 		return Forecast{}, Forecast{}, false
 	}
 	dx := ahead.Seconds() - f.xbar
-	half := l.tQuantile(f.n-2) * math.Sqrt(f.s2/f.sxx)
-	sigma := math.Sqrt(f.s2 * (1 + 1/float64(f.n)))
-	lower = l.interval(f.level+(f.slope-half)*dx, sigma, f.n-2)
-	upper = l.interval(f.level+(f.slope+half)*dx, sigma, f.n-2)
+	half := l.tQuantile(f.df) * math.Sqrt(f.s2/f.sxx)
+	sigma := math.Sqrt(f.s2 * (1 + 1/float64(f.nLevel)))
+	lower = l.interval(f.level+(f.slope-half)*dx, sigma, f.df)
+	upper = l.interval(f.level+(f.slope+half)*dx, sigma, f.df)
 	return lower, upper, true
 }
 
@@ -183,7 +186,10 @@ func (l *LinearTrend) tQuantile(df int) float64 {
 // current returns the fit of the window, computing it once per change.
 func (l *LinearTrend) current() fit {
 	if !l.fitted {
-		l.fit = fitLine(l.pts)
+		if l.crit == nil {
+			l.crit = critical{}
+		}
+		l.fit = fitWindow(l.crit, l.pts)
 		l.fitted = true
 	}
 	return l.fit
@@ -203,7 +209,7 @@ func fitLine(pts []point) fit {
 		sx += p.t.Sub(ref).Seconds()
 		sv += p.v
 	}
-	f := fit{n: n, xbar: sx / float64(n), level: sv / float64(n)}
+	f := fit{n: n, xbar: sx / float64(n), level: sv / float64(n), df: n - 2, nLevel: n}
 	var sxy float64
 	for _, p := range pts {
 		dx := p.t.Sub(ref).Seconds() - f.xbar

@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -32,17 +31,21 @@ type DirSink struct {
 	root *os.Root
 	dir  string
 
-	mu    sync.Mutex
-	dirty map[string]bool // directories whose entries changed since the last Flush
+	mu       sync.Mutex
+	dirty    map[string]bool          // directories whose entries changed since the last Flush
+	partials map[string]chan struct{} // partial files in use, closed when released
 }
 
 var (
-	_ Sink    = (*DirSink)(nil)
-	_ Flusher = (*DirSink)(nil)
+	_ Sink        = (*DirSink)(nil)
+	_ Flusher     = (*DirSink)(nil)
+	_ Patcher     = (*DirSink)(nil)
+	_ BlockSummer = (*DirSink)(nil)
 )
 
 // OpenDir opens (creating it if needed) the destination directory dir and
-// deletes temp files a crashed earlier round left behind. Only one writer
+// deletes temp files a crashed earlier round left behind, except the
+// partial copies a resumed transfer can continue. Only one writer
 // may use a destination at a time. Close releases it.
 func OpenDir(dir string) (*DirSink, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -52,7 +55,11 @@ func OpenDir(dir string) (*DirSink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open destination %s: %w", dir, err)
 	}
-	d := &DirSink{root: root, dir: dir, dirty: make(map[string]bool)}
+	d := &DirSink{root: root, dir: dir, dirty: make(map[string]bool), partials: make(map[string]chan struct{})}
+	if err := d.recoverJournals(); err != nil {
+		root.Close()
+		return nil, err
+	}
 	if err := d.removeTemps(); err != nil {
 		root.Close()
 		return nil, err
@@ -74,7 +81,7 @@ func (d *DirSink) removeTemps() error {
 			}
 			return fmt.Errorf("clean destination %s: %w", d.dir, err)
 		}
-		if p != "." && isTempName(e.Name()) {
+		if p != "." && isTempName(e.Name()) && !(isPartialName(e.Name()) && e.Type().IsRegular()) {
 			if err := d.root.RemoveAll(p); err != nil {
 				return fmt.Errorf("clean destination %s: remove %s: %w", d.dir, p, err)
 			}
@@ -162,52 +169,102 @@ func (d *DirSink) Sum(ctx context.Context, p string, off, n int64) ([sha256.Size
 	return sum, nil
 }
 
-// Replace implements Sink: temp file in the same directory, fsync, mode and
-// mtime, rename over path. The directory is fsynced by Flush.
+// Replace implements Sink: temp file in the same directory, verified
+// against c's digest, fsync, mode and mtime, rename over path. The
+// directory is fsynced by Flush.
 func (d *DirSink) Replace(ctx context.Context, p string, c Content) (int64, error) {
-	name, err := d.resolve(p)
+	b, err := d.startBuild(ctx, p, "", 0)
 	if err != nil {
 		return 0, fmt.Errorf("replace %s: %w", p, err)
 	}
-	base := filepath.Base(name)
-	if len(base) > maxTempBase {
-		base = base[:maxTempBase] // keep the temp name within NAME_MAX
+	if _, err := copyCtx(ctx, writerFunc(b.write), c); err != nil {
+		b.abort(false)
+		return b.n, fmt.Errorf("replace %s: %w", p, classify(err))
 	}
-	tmp := filepath.Join(filepath.Dir(name), tempPrefix+base+"-"+rand.Text()[:12])
-	f, err := d.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("replace %s: create temp: %w", p, classify(err))
+	if err := b.commit(c.Meta()); err != nil {
+		return b.n, fmt.Errorf("replace %s: %w", p, err)
 	}
-	n, err := d.fillTemp(ctx, f, tmp, c)
-	if err == nil {
-		err = d.root.Rename(tmp, name)
-	}
-	if err != nil {
-		_ = d.root.Remove(tmp) // best effort: OpenDir sweeps what is left
-		return n, fmt.Errorf("replace %s: %w", p, classify(err))
-	}
-	d.touched(path.Dir(p))
-	return n, nil
+	return b.n, nil
 }
 
-// fillTemp writes c into the open temp file f, makes it durable and gives it
-// c's metadata. It always closes f.
-func (d *DirSink) fillTemp(ctx context.Context, f *os.File, tmp string, c Content) (int64, error) {
-	n, err := copyCtx(ctx, f, c)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+// Patch implements Patcher.
+func (d *DirSink) Patch(ctx context.Context, p string, delta Delta) (int64, error) {
+	var b fileWriter
+	var err error
+	if base, ok := inPlaceBase(delta); ok {
+		b, err = d.startInPlace(p, base)
+	} else {
+		b, err = d.startBuild(ctx, p, "", 0)
 	}
 	if err != nil {
-		return n, err
+		return 0, fmt.Errorf("patch %s: %w", p, err)
 	}
-	meta := c.Meta()
-	if err := d.root.Chmod(tmp, meta.Perm); err != nil {
-		return n, err
+	var written int64
+	for {
+		pc, err := delta.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err == nil {
+			if pc.Data != nil {
+				err = b.write(pc.Data)
+				written += int64(len(pc.Data))
+			} else {
+				err = b.copyRange(ctx, pc.From, pc.Off, pc.Len)
+			}
+		}
+		if err != nil {
+			b.abort(false)
+			return written, fmt.Errorf("patch %s: %w", p, err)
+		}
 	}
-	return n, d.root.Chtimes(tmp, time.Time{}, meta.ModTime)
+	if err := b.commit(delta.Meta()); err != nil {
+		return written, fmt.Errorf("patch %s: %w", p, err)
+	}
+	return written, nil
+}
+
+// inPlaceBase reports whether d asks to be applied in place, and over what.
+func inPlaceBase(d Delta) (Ref, bool) {
+	if ip, ok := d.(InPlacer); ok {
+		return ip.InPlace()
+	}
+	return Ref{}, false
+}
+
+// Manifest implements Patcher.
+func (d *DirSink) Manifest(ctx context.Context, p string, params ChunkParams) (Manifest, error) {
+	name, err := d.resolve(p)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("manifest %s: %w", p, err)
+	}
+	if err := d.mustBeFile(name); err != nil {
+		return Manifest{}, fmt.Errorf("manifest %s: %w", p, err)
+	}
+	f, err := d.root.Open(name)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("manifest %s: %w", p, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return Manifest{}, fmt.Errorf("manifest %s: %w", p, err)
+	}
+	chunks, err := manifestOf(ctx, io.NewSectionReader(f, 0, info.Size()), params)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("manifest %s: %w", p, err)
+	}
+	return Manifest{Size: info.Size(), ModTime: info.ModTime(), Chunks: chunks}, nil
+}
+
+// writerFunc adapts a function to io.Writer.
+type writerFunc func([]byte) error
+
+func (w writerFunc) Write(p []byte) (int, error) {
+	if err := w(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // Append implements Sink.
@@ -275,6 +332,7 @@ func (d *DirSink) Remove(ctx context.Context, p string) error {
 	if err := d.root.RemoveAll(name); err != nil {
 		return fmt.Errorf("remove %s: %w", p, err)
 	}
+	d.dropPartials(p, "")
 	d.touched(path.Dir(p))
 	return nil
 }
@@ -408,4 +466,51 @@ func copyCtx(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
 			return n, rerr
 		}
 	}
+}
+
+// Stater is a Sink that can describe one path without listing the tree. A
+// round uses it to learn where a destination file stands before it sends
+// the file again after a failure.
+type Stater interface {
+	// Stat describes path; ok is false if nothing is there.
+	Stat(ctx context.Context, path string) (e Entry, ok bool, err error)
+}
+
+var _ Stater = (*DirSink)(nil)
+
+// Stat implements Stater.
+func (d *DirSink) Stat(ctx context.Context, p string) (Entry, bool, error) {
+	name, err := d.resolve(p)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("stat %s: %w", p, err)
+	}
+	info, err := d.root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Entry{}, false, nil
+	}
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("stat %s: %w", p, err)
+	}
+	ent := Entry{Path: p, ModTime: info.ModTime(), Perm: info.Mode().Perm()}
+	switch {
+	case info.Mode().IsRegular():
+		ent.Kind, ent.Size = KindFile, info.Size()
+	case info.IsDir():
+		ent.Kind = KindDir
+	default:
+		ent.Kind = KindOther
+	}
+	return ent, true, nil
+}
+
+// statDir checks that dir exists and is a directory.
+func statDir(dir string) (fs.FileInfo, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", dir)
+	}
+	return info, nil
 }

@@ -1,12 +1,17 @@
 // Package replicate moves a stateful component's data directory to its
-// replica: a verified full Snapshot first, then incremental Sync rounds, run
-// continuously by a Stream that measures the replica's lag (the RPO).
+// replica. A Method, chosen per component, says how: "snapshot" (a
+// consistent full copy: quiesce hooks, or passes until a pass finds nothing
+// changed; then changed files whole), "incremental" (the same full copy,
+// then deltas of FastCDC content-defined chunks against what the
+// destination already holds, deduplicated across files) or "hook" (the
+// owner's commands, e.g. a database's own replication). A Stream runs a
+// Method's incremental rounds continuously and exports the replica's lag.
 //
 // What changed is decided on the source side from a scan of both trees
-// (plan.go); how bytes reach the destination is a Sink's business. DirSink
-// writes a local directory; a network sink can replace it without touching
-// the change detection. Files that only grew are extended in place so that a
-// follower tailing them keeps its file open; any other change is written to a
-// temp file and renamed over the old one, so readers only ever see a whole
-// old or a whole new file.
+// (plan.go); how bytes reach the destination is a Sink's business: DirSink
+// writes a local directory, RemoteSink a target Agent over HTTP(S), with
+// checked frames, resumable partial files and bearer-token auth. Every file
+// written whole or patched is verified on arrival against the source's
+// BLAKE3 before it is renamed into place; files that only grew are extended
+// in place so a follower tailing them keeps its file open.
 package replicate

@@ -9,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Append detection windows: a grown file is extended in place only if the
@@ -23,17 +26,40 @@ const (
 // maxErrors bounds how many per-file errors a round reports in full.
 const maxErrors = 10
 
+// Retries of a file whose transfer failed with ErrTransient: attempts in
+// all, and the first and longest pause between two.
+const (
+	maxAttempts  = 6
+	firstBackoff = 100 * time.Millisecond
+	maxBackoff   = 2 * time.Second
+)
+
 // Stats describes one round.
 type Stats struct {
 	Files     int // regular files at the source
 	Copied    int // files written whole: new, rewritten or shrunk
+	Patched   int // files rebuilt from a delta: chunks the destination had plus new ones
 	Appended  int // files extended in place
 	Removed   int // destination entries deleted (a directory counts once)
 	Unchanged int // files left as they were
 	Skipped   int // source entries not replicated: symlinks, devices, sockets, pipes, reserved temp names
 
-	Bytes       int64 // bytes written to the destination this round
+	// Bytes is the new content the destination received this round: whole
+	// files, appended tails and the new chunks of patches. Ranges a patch
+	// copied from the destination's own files are in Reused.
+	Bytes       int64
+	Reused      int64
 	SourceBytes int64 // total size of the source's regular files at the scan
+	// ManifestsFetched counts destination chunk lists fetched because the
+	// ChunkCache did not know a changed file's destination version.
+	ManifestsFetched int
+	// Retries counts file transfers re-sent after ErrTransient.
+	Retries int
+	// Passes is how many rounds a consistent snapshot took (0 for a
+	// single round), and Consistent whether its last pass found nothing
+	// changed (always false for a single round).
+	Passes     int
+	Consistent bool
 	// Pending is how many bytes differed between source and destination at
 	// the start of the round: whole files for copies, tails for appends.
 	Pending int64
@@ -45,8 +71,9 @@ type Stats struct {
 }
 
 // Snapshot makes the directory dst a verified full copy of src: every file
-// is written whole (temp file, fsync, rename), read back and its SHA-256
-// compared with what was sent, and whatever src does not have is removed.
+// is written whole (temp file, fsync, rename) and its BLAKE3 compared on
+// arrival with the source's before the rename, and whatever src does not
+// have is removed.
 // dst is created if missing. Files written during the snapshot are copied as
 // they are when read; the next Sync picks up the rest.
 func Snapshot(ctx context.Context, src, dst string) (Stats, error) {
@@ -63,7 +90,7 @@ func Snapshot(ctx context.Context, src, dst string) (Stats, error) {
 
 // Sync runs one incremental round from src to the directory dst (created if
 // missing): only what changed moves, appends are made in place. On an empty
-// dst it is a full copy, without the read-back verification.
+// dst it is a full copy. Files copied whole are verified on arrival too.
 func Sync(ctx context.Context, src, dst string) (Stats, error) {
 	if err := checkDistinct(src, dst); err != nil {
 		return Stats{}, err
@@ -78,7 +105,7 @@ func Sync(ctx context.Context, src, dst string) (Stats, error) {
 
 // SnapshotTo is Snapshot to any Sink. log may be nil.
 func SnapshotTo(ctx context.Context, src string, dst Sink, log *slog.Logger) (Stats, error) {
-	return runRound(ctx, src, dst, log, true)
+	return runRound(ctx, src, dst, roundConfig{full: true, log: log})
 }
 
 // SyncTo is Sync to any Sink. log may be nil.
@@ -89,7 +116,15 @@ func SnapshotTo(ctx context.Context, src string, dst Sink, log *slog.Logger) (St
 // the round; a full destination or a cancelled ctx do, and then the error is
 // ctx.Err() itself or wraps ErrDestinationFull.
 func SyncTo(ctx context.Context, src string, dst Sink, log *slog.Logger) (Stats, error) {
-	return runRound(ctx, src, dst, log, false)
+	return runRound(ctx, src, dst, roundConfig{log: log})
+}
+
+// roundConfig is what a round may use besides its source and destination.
+type roundConfig struct {
+	full  bool          // copy every file whole (a snapshot pass)
+	cache *ChunkCache   // not nil: send changed files as deltas when the sink is a Patcher
+	lim   *rate.Limiter // nil: unthrottled reads of the source
+	log   *slog.Logger  // nil discards
 }
 
 // checkDistinct refuses a destination that is, contains or lies inside the
@@ -121,8 +156,9 @@ func realPath(p string) string {
 	}
 }
 
-func runRound(ctx context.Context, srcDir string, dst Sink, log *slog.Logger, full bool) (Stats, error) {
+func runRound(ctx context.Context, srcDir string, dst Sink, cfg roundConfig) (Stats, error) {
 	start := time.Now()
+	log := cfg.log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -131,7 +167,7 @@ func runRound(ctx context.Context, srcDir string, dst Sink, log *slog.Logger, fu
 		return Stats{}, fmt.Errorf("open source %s: %w", srcDir, err)
 	}
 	defer root.Close()
-	r := &round{ctx: ctx, src: root, dst: dst, log: log, full: full, sent: make(map[string]fileState)}
+	r := &round{ctx: ctx, src: root, dst: dst, log: log, full: cfg.full, cache: cfg.cache, lim: cfg.lim, sent: make(map[string]fileState)}
 	err = r.run()
 	if fl, ok := dst.(Flusher); ok {
 		// Not cancellable: renames already made must become durable.
@@ -153,6 +189,8 @@ type round struct {
 	dst   Sink
 	log   *slog.Logger
 	full  bool
+	cache *ChunkCache
+	lim   *rate.Limiter
 	stats Stats
 	sent  map[string]fileState // what the destination now holds, per path
 }
@@ -177,20 +215,30 @@ func (r *round) run() error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	failed := 0
-	for _, a := range plan(src, dst, r.full) {
-		err := r.do(a)
-		if err == nil {
-			continue
-		}
-		if failed++; failed <= maxErrors {
-			errs = append(errs, err)
-		}
-		if r.ctx.Err() != nil || errors.Is(err, ErrDestinationFull) {
-			return errors.Join(errs...)
+	if r.cache != nil {
+		r.cache.validate(dst)
+	}
+	acts := plan(src, dst, r.full)
+	if r.cache != nil {
+		acts = newFilesLast(acts)
+	}
+	e := &roundErrors{}
+	i := 0
+	for ; i < len(acts) && (r.cache != nil || !isFileOp(acts[i].op)); i++ {
+		if e.add(r.do(acts[i])) {
+			return errors.Join(e.errs...)
 		}
 	}
+	if i < len(acts) {
+		// Without a chunk cache the file transfers are independent:
+		// they run side by side, so that one file's fsync overlaps the
+		// next one's reading and hashing.
+		r.parallel(acts[i:], e)
+		if r.ctx.Err() != nil || e.stop {
+			return errors.Join(e.errs...)
+		}
+	}
+	errs, failed := e.errs, e.failed
 	if failed > maxErrors {
 		errs = append(errs, fmt.Errorf("and %d more errors", failed-maxErrors))
 	}
@@ -201,9 +249,100 @@ func (r *round) run() error {
 	return err
 }
 
+// fileWorkers is how many file transfers a round without a chunk cache runs
+// at once.
+const fileWorkers = 4
+
+// isFileOp reports whether op transfers a file (plan orders them last).
+func isFileOp(o op) bool { return o == opCopy || o == opGrow || o == opVerify || o == opKeep }
+
+// roundErrors collects a round's per-file errors; safe for concurrent use.
+type roundErrors struct {
+	mu     sync.Mutex
+	errs   []error
+	failed int
+	stop   bool // a full destination or a cancelled round: stop sending
+}
+
+// add records err and reports whether the round must stop.
+func (e *roundErrors) add(err error) bool {
+	if err == nil {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.failed++; e.failed <= maxErrors {
+		e.errs = append(e.errs, err)
+	}
+	if errors.Is(err, ErrDestinationFull) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		e.stop = true
+	}
+	return e.stop
+}
+
+func (e *roundErrors) stopped() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stop
+}
+
+// parallel runs the file actions on fileWorkers copies of the round and
+// adds up what they did.
+func (r *round) parallel(acts []action, e *roundErrors) {
+	jobs := make(chan action)
+	workers := make([]*round, min(fileWorkers, len(acts)))
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := &round{ctx: r.ctx, src: r.src, dst: r.dst, log: r.log, full: r.full, lim: r.lim, sent: make(map[string]fileState)}
+		workers[i] = w
+		wg.Go(func() {
+			for a := range jobs {
+				e.add(w.do(a))
+			}
+		})
+	}
+feed:
+	for _, a := range acts {
+		if e.stopped() {
+			break
+		}
+		select {
+		case jobs <- a:
+		case <-r.ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	for _, w := range workers {
+		r.stats.add(w.stats)
+		for p, st := range w.sent {
+			r.sent[p] = st
+		}
+	}
+}
+
+// newFilesLast moves the copies of files the destination lacks after every
+// other action, so that by the time they go the chunk cache knows the
+// destination versions of the changed files, and a new file made of old
+// content (a copy, a rotated log) is sent as references to it.
+func newFilesLast(acts []action) []action {
+	out := make([]action, 0, len(acts))
+	var fresh []action
+	for _, a := range acts {
+		if a.op == opCopy && a.dst.Kind == 0 {
+			fresh = append(fresh, a)
+			continue
+		}
+		out = append(out, a)
+	}
+	return append(out, fresh...)
+}
+
 func (r *round) do(a action) error {
 	switch a.op {
 	case opRemove:
+		r.stale(a.path)
 		if err := r.dst.Remove(r.ctx, a.path); err != nil {
 			return err
 		}
@@ -219,8 +358,52 @@ func (r *round) do(a action) error {
 	return r.transfer(a)
 }
 
-// transfer carries out a copy, grow or verify on one file.
+// restat refreshes what the action knows of the destination file after a
+// failed attempt, which may have left part of an append there.
+func (r *round) restat(a *action) {
+	st, ok := r.dst.(Stater)
+	if !ok || (a.op != opGrow && a.op != opVerify) {
+		return
+	}
+	e, exists, err := st.Stat(r.ctx, a.path)
+	switch {
+	case err != nil:
+	case exists && e.Kind == KindFile:
+		a.dst = e
+	default:
+		a.op, a.dst = opCopy, Entry{}
+	}
+}
+
+// stale drops what the chunk cache knows of p, about to change.
+func (r *round) stale(p string) {
+	if r.cache != nil {
+		r.cache.forget(p)
+	}
+}
+
+// transfer carries out a copy, grow or verify on one file, and sends it
+// again after a transient failure, with backoff.
 func (r *round) transfer(a action) error {
+	backoff := firstBackoff
+	for attempt := 1; ; attempt++ {
+		err := r.transferOnce(a)
+		if err == nil || !errors.Is(err, ErrTransient) || attempt == maxAttempts || r.ctx.Err() != nil {
+			return err
+		}
+		r.stats.Retries++
+		r.log.Warn("transfer failed, sending again", "path", a.path, "attempt", attempt, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		}
+		backoff = min(2*backoff, maxBackoff)
+		r.restat(&a)
+	}
+}
+
+func (r *round) transferOnce(a action) error {
 	f, err := r.src.Open(filepath.FromSlash(a.path))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // gone since the scan: the next round removes it
@@ -249,6 +432,15 @@ func (r *round) transfer(a action) error {
 			}
 		}
 	}
+	if pt, ok := r.patchable(info.Size()); ok {
+		err := r.patch(pt, f, a, info.Size(), start)
+		if err == nil || !(errors.Is(err, ErrVerify) || errors.Is(err, ErrChanged) || errors.Is(err, errNoBase)) {
+			return err
+		}
+		if !errors.Is(err, errNoBase) {
+			r.log.Info("delta refused, sending the file whole", "path", a.path, "err", err)
+		}
+	}
 	return r.copyWhole(f, a.path, info.Size(), start)
 }
 
@@ -267,7 +459,7 @@ func (r *round) isPrefix(f *os.File, p string, dstSize, srcSize int64, whole boo
 		windows = append(windows, [2]int64{off, dstSize - off})
 	}
 	for _, w := range windows {
-		want, err := sumRange(r.ctx, f, w[0], w[1])
+		want, err := sumRange(r.ctx, f, w[0], w[1], r.lim)
 		if err != nil {
 			return false, fmt.Errorf("compare %s: source: %w", p, err)
 		}
@@ -286,10 +478,11 @@ func (r *round) isPrefix(f *os.File, p string, dstSize, srcSize int64, whole boo
 // end. With no new bytes (a verified racy file) it only refreshes the mode
 // and mtime.
 func (r *round) appendTail(f *os.File, a action, srcSize int64, start time.Time) error {
-	c, err := newSourceFile(r.ctx, f, a.dst.Size, start, false)
+	c, err := newSourceFile(r.ctx, f, a.dst.Size, start, false, r.lim)
 	if err != nil {
 		return err
 	}
+	r.stale(a.path)
 	n, err := r.dst.Append(r.ctx, a.path, a.dst.Size, c)
 	r.stats.Bytes += n
 	if err != nil {
@@ -305,13 +498,14 @@ func (r *round) appendTail(f *os.File, a action, srcSize int64, start time.Time)
 	return nil
 }
 
-// copyWhole replaces the destination file with the source's current content;
-// a snapshot then reads it back and compares hashes.
+// copyWhole replaces the destination file with the source's current
+// content, which the sink verifies on arrival against its BLAKE3 digest.
 func (r *round) copyWhole(f *os.File, p string, srcSize int64, start time.Time) error {
-	c, err := newSourceFile(r.ctx, f, 0, start, r.full)
+	c, err := newSourceFile(r.ctx, f, 0, start, true, r.lim)
 	if err != nil {
 		return err
 	}
+	r.stale(p)
 	n, err := r.dst.Replace(r.ctx, p, c)
 	r.stats.Bytes += n
 	if err != nil {
@@ -320,16 +514,6 @@ func (r *round) copyWhole(f *os.File, p string, srcSize int64, start time.Time) 
 	r.stats.Copied++
 	r.stats.Pending += srcSize
 	r.sent[p] = c.state
-	if !r.full {
-		return nil
-	}
-	got, err := r.dst.Sum(r.ctx, p, 0, c.n)
-	if err != nil {
-		return fmt.Errorf("verify %s: %w", p, err)
-	}
-	if got != c.sum() {
-		return fmt.Errorf("verify %s: destination SHA-256 %x, sent %x: %w", p, got, c.sum(), ErrVerify)
-	}
 	return nil
 }
 

@@ -26,6 +26,11 @@ var (
 	// ErrChanged means the destination file was not in the state the plan
 	// expected (an append found another length). The next round re-plans.
 	ErrChanged = errors.New("destination changed under the round")
+	// ErrTransient marks a failure of the way to the destination, not of
+	// the destination: a refused or broken connection, a body cut short, a
+	// chunk whose checksum did not match on arrival. The round re-sends the
+	// file (resuming where the destination's partial copy ends).
+	ErrTransient = errors.New("transient transfer failure")
 )
 
 // Kind is what an entry is, as far as replication cares.
@@ -68,7 +73,17 @@ type FileMeta struct {
 	// source's mtime only when the source provably did not change while it
 	// was read; otherwise it is racyModTime, so the next round looks again.
 	ModTime time.Time
+	// Digest, unless zero, is the BLAKE3-256 of the file's whole content as
+	// the source read it. A sink verifies what it wrote against it before
+	// the file becomes visible, and fails with ErrVerify.
+	Digest Digest
 }
+
+// Digest is a BLAKE3-256 hash.
+type Digest [32]byte
+
+// IsZero reports whether d is unset.
+func (d Digest) IsZero() bool { return d == Digest{} }
 
 // Content is the source side of one file transfer. Meta is valid once Read
 // has returned io.EOF: a source only knows the mtime that matches the bytes
@@ -89,7 +104,10 @@ type Sink interface {
 	// path; fewer bytes are hashed if the file is shorter.
 	Sum(ctx context.Context, path string, off, n int64) ([sha256.Size]byte, error)
 	// Replace makes path hold exactly c's bytes, atomically: readers see
-	// the old file or the new one, never a mix. It returns the bytes written.
+	// the old file or the new one, never a mix. When c.Meta().Digest is
+	// set, the bytes are verified against it before the file becomes
+	// visible (ErrVerify otherwise). It returns the bytes written (for a
+	// remote sink, sent).
 	Replace(ctx context.Context, path string, c Content) (int64, error)
 	// Append adds c's bytes at the end of path, which must be exactly at
 	// bytes long (else ErrChanged), in place so open readers keep reading.
@@ -101,6 +119,75 @@ type Sink interface {
 	// Remove deletes path, recursively if it is a directory. A missing path
 	// is not an error.
 	Remove(ctx context.Context, path string) error
+}
+
+// Identified is a Content or Delta that can name the version of the file it
+// carries before it is read (the source's size, mtime and inode). A sink
+// that keeps the partial result of an interrupted transfer resumes it only
+// for the same identity.
+type Identified interface {
+	Identity() string
+}
+
+// Patcher is a Sink that can build a file from ranges of files it already
+// holds plus new bytes: the delta transfer of the incremental method.
+type Patcher interface {
+	// Manifest cuts the file at path into content-defined chunks with p
+	// and returns their list, with the file's size and mtime.
+	Manifest(ctx context.Context, path string, p ChunkParams) (Manifest, error)
+	// Patch makes path hold the concatenation of d's pieces, atomically as
+	// Replace does, verifying d.Meta().Digest. A piece copied from a
+	// destination file whose size or mtime differ from the piece's Ref
+	// fails with ErrChanged.
+	Patch(ctx context.Context, path string, d Delta) (int64, error)
+}
+
+// BlockSummer is a Patcher that can hash fixed-size blocks of a file it
+// holds, so that a delta sends only the blocks of a changed chunk that
+// differ from the destination's version at the same offset.
+type BlockSummer interface {
+	// BlockSums returns, span after span, the key (as Chunk.Key) of each
+	// bs-byte block of the file ref in spans, which must be block-aligned
+	// and inside the file. A file whose size or mtime differ from ref's
+	// fails with ErrChanged.
+	BlockSums(ctx context.Context, ref Ref, bs int, spans []Span) ([]uint64, error)
+}
+
+// Span is a byte range of a file.
+type Span struct {
+	Off, Len int64
+}
+
+// Delta is the source side of a patch.
+type Delta interface {
+	// Next returns the next piece, or io.EOF after the last one.
+	Next(ctx context.Context) (Piece, error)
+	// Meta is valid once Next has returned io.EOF.
+	Meta() FileMeta
+}
+
+// Piece is part of a patched file: new bytes (Data not nil) or Len bytes at
+// Off of a file the destination already holds (From).
+type Piece struct {
+	Data []byte
+	From Ref
+	Off  int64
+	Len  int64
+}
+
+// Size returns how many bytes of the result the piece makes.
+func (p Piece) Size() int64 {
+	if p.Data != nil {
+		return int64(len(p.Data))
+	}
+	return p.Len
+}
+
+// Ref names a destination file in the version a piece expects.
+type Ref struct {
+	Path    string
+	Size    int64
+	ModTime time.Time
 }
 
 // Flusher is a Sink that defers part of its durability work (a DirSink's

@@ -5,12 +5,15 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/time/rate"
 )
 
 // scanSource lists the regular files and directories under root. Entries
@@ -64,30 +67,51 @@ type fileState struct {
 type sourceFile struct {
 	ctx   context.Context
 	f     *os.File
-	start time.Time // wall clock when reading began; compared with the kernel's mtimes
-	base  int64     // offset reading started at
-	n     int64     // bytes handed out
-	h     hash.Hash // SHA-256 of the bytes handed out; nil if not wanted
+	lim   *rate.Limiter // nil: unthrottled
+	start time.Time     // wall clock when reading began; compared with the kernel's mtimes
+	base  int64         // offset reading started at
+	n     int64         // bytes handed out
+	h     *blake3.Hasher
+	id    string
 	meta  FileMeta
 	state fileState
 	done  bool
 }
 
-var _ Content = (*sourceFile)(nil)
+var (
+	_ Content    = (*sourceFile)(nil)
+	_ Identified = (*sourceFile)(nil)
+)
 
-// newSourceFile reads f from offset base, hashing what it reads if hashed.
-// start must be taken before any byte of f that the destination will hold
-// was read.
-func newSourceFile(ctx context.Context, f *os.File, base int64, start time.Time, hashed bool) (*sourceFile, error) {
+// newSourceFile reads f from offset base, hashing what it reads if hashed
+// (the digest then covers bytes base onwards: callers hash whole files
+// from 0). start must be taken before any byte of f that the destination
+// will hold was read.
+func newSourceFile(ctx context.Context, f *os.File, base int64, start time.Time, hashed bool, lim *rate.Limiter) (*sourceFile, error) {
 	if _, err := f.Seek(base, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("seek %s to %d: %w", f.Name(), base, err)
 	}
-	s := &sourceFile{ctx: ctx, f: f, start: start, base: base}
+	s := &sourceFile{ctx: ctx, f: f, start: start, base: base, lim: lim}
 	if hashed {
-		s.h = sha256.New()
+		s.h = blake3.New()
+	}
+	if info, err := f.Stat(); err == nil {
+		s.id = identity(info)
 	}
 	return s, nil
 }
+
+// identity names the version of a file: size, mtime and inode.
+func identity(info fs.FileInfo) string {
+	var ino uint64
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	return fmt.Sprintf("%d-%d-%d", info.Size(), info.ModTime().UnixNano(), ino)
+}
+
+// Identity implements Identified.
+func (s *sourceFile) Identity() string { return s.id }
 
 // Read implements io.Reader. It fails with ctx's error once ctx is done, so
 // a sink copying it stops promptly.
@@ -102,6 +126,9 @@ func (s *sourceFile) Read(p []byte) (int, error) {
 	s.n += int64(m)
 	if s.h != nil {
 		s.h.Write(p[:m])
+	}
+	if werr := throttle(s.ctx, s.lim, m); werr != nil {
+		return m, werr
 	}
 	if err == io.EOF {
 		if ferr := s.finish(); ferr != nil {
@@ -124,6 +151,9 @@ func (s *sourceFile) finish() error {
 	s.done = true
 	s.state = fileState{size: size, modTime: info.ModTime()}
 	s.meta = FileMeta{Perm: info.Mode().Perm(), ModTime: info.ModTime()}
+	if s.h != nil {
+		copy(s.meta.Digest[:], s.h.Sum(nil))
+	}
 	if info.Size() != size || !info.ModTime().Before(s.start.Add(-racyWindow)) {
 		s.meta.ModTime = racyModTime
 	}
@@ -133,19 +163,11 @@ func (s *sourceFile) finish() error {
 // Meta implements Content.
 func (s *sourceFile) Meta() FileMeta { return s.meta }
 
-// sum returns the SHA-256 of the bytes handed out so far; the sourceFile
-// must have been made with hashed set.
-func (s *sourceFile) sum() [sha256.Size]byte {
-	var out [sha256.Size]byte
-	copy(out[:], s.h.Sum(nil))
-	return out
-}
-
 // sumRange hashes n bytes of f at off (fewer if f is shorter).
-func sumRange(ctx context.Context, f *os.File, off, n int64) ([sha256.Size]byte, error) {
+func sumRange(ctx context.Context, f *os.File, off, n int64, lim *rate.Limiter) ([sha256.Size]byte, error) {
 	var out [sha256.Size]byte
 	h := sha256.New()
-	if _, err := copyCtx(ctx, h, io.NewSectionReader(f, off, n)); err != nil {
+	if _, err := copyCtx(ctx, h, &throttledReader{ctx: ctx, r: io.NewSectionReader(f, off, n), lim: lim}); err != nil {
 		return out, fmt.Errorf("read %s at %d: %w", f.Name(), off, err)
 	}
 	copy(out[:], h.Sum(nil))

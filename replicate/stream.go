@@ -15,9 +15,14 @@ import (
 // DefaultInterval is the pause between two rounds of a Stream.
 const DefaultInterval = 200 * time.Millisecond
 
-// StreamConfig configures a Stream. Src and one of Dst or Sink are required.
+// StreamConfig configures a Stream: a Method, or Src and one of Dst or Sink.
 type StreamConfig struct {
-	// Name labels the stream's metrics and logs; defaults to Src's base name.
+	// Method, when set, makes the rounds (each is Method.Incremental):
+	// how the state moves is then its business, and Src, Dst and Sink are
+	// not used.
+	Method Method
+	// Name labels the stream's metrics and logs; defaults to Src's base
+	// name (required with a Method).
 	Name string
 	Src  string // source directory
 	Dst  string // destination directory, opened each round with OpenDir
@@ -67,13 +72,17 @@ type Stream struct {
 
 // NewStream checks cfg and returns a stream that has not started.
 func NewStream(cfg StreamConfig) (*Stream, error) {
-	if cfg.Src == "" {
+	if cfg.Method != nil {
+		if cfg.Name == "" {
+			return nil, errors.New("replicate stream: a stream with a Method needs a Name")
+		}
+	} else if cfg.Src == "" {
 		return nil, errors.New("replicate stream: Src is empty: set the source directory")
 	}
-	if cfg.Dst == "" && cfg.Sink == nil {
+	if cfg.Method == nil && cfg.Dst == "" && cfg.Sink == nil {
 		return nil, errors.New("replicate stream: set Dst (a destination directory) or Sink")
 	}
-	if cfg.Sink == nil {
+	if cfg.Method == nil && cfg.Sink == nil {
 		if err := checkDistinct(cfg.Src, cfg.Dst); err != nil {
 			return nil, fmt.Errorf("replicate stream: %w", err)
 		}
@@ -153,6 +162,9 @@ func (s *Stream) CatchUp(ctx context.Context) (Stats, error) {
 }
 
 func (s *Stream) sync(ctx context.Context) (Stats, error) {
+	if s.cfg.Method != nil {
+		return s.cfg.Method.Incremental(ctx)
+	}
 	if s.cfg.Sink != nil {
 		return SyncTo(ctx, s.cfg.Src, s.cfg.Sink, s.log)
 	}

@@ -1,8 +1,10 @@
 package telemetry
 
 import (
+	"context"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +44,14 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("\x0a\x05hello"), uint8(3))
 	f.Add([]byte(""), uint8(4))
 	sm := demoSignals()
+	store, err := OpenStore(StoreConfig{Dir: f.TempDir()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = store.Close() })
+	orders := Target{Component: "orders", Environment: phoenix.Primary}
+	var ts atomic.Int64
+	ts.Store(time.Now().UnixMilli())
 	f.Fuzz(func(t *testing.T, body []byte, ct uint8) {
 		fams, err := parseFamilies(body, fuzzContentTypes[int(ct)%len(fuzzContentTypes)])
 		if err != nil {
@@ -50,7 +60,16 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		cur := extract(fams, sm)
+		// Storing the scrape may refuse samples, never panic.
+		if n := seriesCount(fams); n < 0 {
+			t.Fatalf("series count %d", n)
+		}
+		app := store.AppenderV2(context.Background())
+		_ = appendFamilies(app, orders, fams, ts.Add(1))
+		if err := app.Commit(); err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+		cur := extract(fams, sm, ExtraSignal{Signal: "q", Metric: "queue_depth"}, ExtraSignal{Signal: "g", Metric: "gc_total", Rate: true})
 		baseFams, err := parseFamilies([]byte(fuzzBase), "")
 		if err != nil {
 			t.Fatal(err)

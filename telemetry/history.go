@@ -52,10 +52,13 @@ func NewHistory(retention time.Duration, maxPoints int) *History {
 	return &History{retention: retention, maxPoints: maxPoints, series: make(map[seriesKey][]Point)}
 }
 
+var _ SignalWriter = (*History)(nil)
+
 // Append records values at time at for t's component and environment.
 // Non-finite values are dropped. A point older than a series' newest is
 // inserted in time order; one older than the retention window is dropped.
-func (h *History) Append(t Target, at time.Time, values map[phoenix.Signal]float64) {
+// It never fails: the error is there to satisfy SignalWriter.
+func (h *History) Append(t Target, at time.Time, values map[phoenix.Signal]float64) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s, v := range values {
@@ -65,6 +68,7 @@ func (h *History) Append(t Target, at time.Time, values map[phoenix.Signal]float
 		k := seriesKey{c: t.Component, env: t.Environment, s: s}
 		h.series[k] = h.appendPoint(h.series[k], Point{T: at, V: v})
 	}
+	return nil
 }
 
 func (h *History) appendPoint(pts []Point, p Point) []Point {

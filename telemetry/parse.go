@@ -83,18 +83,27 @@ func isTextLike(mediaType string) bool {
 	return mediaType == "text/plain" || mediaType == "application/octet-stream"
 }
 
-// extract picks the families named in m out of fams.
-func extract(fams map[string]*dto.MetricFamily, m SignalMap) *reading {
+// extract picks the families named in m and extra out of fams.
+func extract(fams map[string]*dto.MetricFamily, m SignalMap, extra ...ExtraSignal) *reading {
 	r := &reading{
 		gauges:   make(map[phoenix.Signal]float64),
 		counters: make(map[phoenix.Signal]map[string]float64),
 	}
-	for s, name := range map[phoenix.Signal]string{phoenix.SignalMemory: m.Memory, phoenix.SignalDisk: m.Disk} {
+	gauges := map[phoenix.Signal]string{phoenix.SignalMemory: m.Memory, phoenix.SignalDisk: m.Disk}
+	counters := map[phoenix.Signal]string{phoenix.SignalCPU: m.CPU, phoenix.SignalRate: m.Requests, phoenix.SignalErrors: m.Errors, SignalIO: m.IO}
+	for _, e := range extra {
+		if e.Rate {
+			counters[e.Signal] = e.Metric
+		} else {
+			gauges[e.Signal] = e.Metric
+		}
+	}
+	for s, name := range gauges {
 		if v, ok := gaugeSum(fams[name]); name != "" && ok {
 			r.gauges[s] = v
 		}
 	}
-	for s, name := range map[phoenix.Signal]string{phoenix.SignalCPU: m.CPU, phoenix.SignalRate: m.Requests, phoenix.SignalErrors: m.Errors} {
+	for s, name := range counters {
 		if name == "" {
 			continue
 		}

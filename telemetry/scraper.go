@@ -1,12 +1,18 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/phoenixsre/phoenix"
 )
@@ -44,6 +50,12 @@ func (t Target) Validate() error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("target %s: URL %q is not an absolute http(s) URL such as http://127.0.0.1:9100/metrics", t.Component, t.URL)
 	}
+	if t.Interval < 0 || t.Timeout < 0 {
+		return fmt.Errorf("target %s: interval %s and timeout %s must be positive (or 0 for the collector's)", t.Component, t.Interval, t.Timeout)
+	}
+	if t.Interval > 0 && t.Timeout > t.Interval {
+		return fmt.Errorf("target %s: timeout %s is longer than its interval %s; make it shorter", t.Component, t.Timeout, t.Interval)
+	}
 	return nil
 }
 
@@ -54,11 +66,17 @@ type targetKey struct {
 
 func keyOf(t Target) targetKey { return targetKey{c: t.Component, env: t.Environment} }
 
+// SignalWriter is where a Scraper writes the signals it computes: a
+// *History in memory or a *Store on disk.
+type SignalWriter interface {
+	Append(t Target, at time.Time, values map[phoenix.Signal]float64) error
+}
+
 // Scraper scrapes a changing set of targets, each in its own goroutine, and
 // writes what it computes into a History.
 type Scraper struct {
 	cfg     Config
-	hist    *History
+	hist    SignalWriter
 	metrics *scrapeMetrics
 
 	mu      sync.Mutex
@@ -69,10 +87,14 @@ type Scraper struct {
 }
 
 // NewScraper returns a Scraper writing into h (which may be nil to keep no
-// history, when OnSample is the consumer). cfg's zero fields take their
+// history, when OnSample is the consumer; a typed nil *History counts as
+// nil). cfg's zero fields take their
 // defaults; a Registerer that refuses the metrics is logged and ignored.
-func NewScraper(cfg Config, h *History) *Scraper {
+func NewScraper(cfg Config, h SignalWriter) *Scraper {
 	cfg = cfg.withDefaults()
+	if hh, ok := h.(*History); ok && hh == nil {
+		h = nil
+	}
 	m, err := newScrapeMetrics(cfg.Registerer)
 	if err != nil {
 		cfg.Logger.Error("telemetry metrics not registered", "err", err)
@@ -86,15 +108,19 @@ func NewScraper(cfg Config, h *History) *Scraper {
 	}
 }
 
-// SetTargets replaces the set of targets. Targets are identified by
-// component and environment: a second target with the same pair is ignored,
-// and a changed URL restarts that target's scraping (its rates start over).
-// Removed targets stop being scraped; their History is kept until Forget.
+// SetTargets replaces the set of targets; Config.Static ones are added
+// after them. Targets are identified by component and environment: a second
+// target with the same pair is ignored, and a changed URL, interval or
+// timeout restarts that target's scraping (its rates start over). Removed
+// targets stop being scraped; their History is kept until Forget.
 func (s *Scraper) SetTargets(ts []Target) {
 	s.mu.Lock()
 	next := make(map[targetKey]*TargetHealth, len(ts))
 	order := make([]targetKey, 0, len(ts))
-	for _, t := range ts {
+	for i, t := range slices.Concat(ts, s.cfg.Static) {
+		if k := keyOf(t); i >= len(ts) && next[k] != nil {
+			continue // a static target given to SetTargets too: SetTargets wins
+		}
 		k := keyOf(t)
 		if _, dup := next[k]; dup {
 			s.cfg.Logger.Warn("duplicate scrape target ignored", "component", t.Component, "environment", t.Environment, "url", t.URL)
@@ -132,8 +158,10 @@ func (s *Scraper) Health() []TargetHealth {
 }
 
 // Run scrapes the targets until ctx ends, then stops every scrape goroutine
-// and returns nil. Each target is scraped at once, then at most once per
-// Interval, each scrape bounded by Timeout. Run may be called once at a
+// and returns nil. Each target is scraped at once, then once per Interval
+// at a phase of its own within the interval (see spreadOffset), so that
+// many targets do not all hit the network and the store at the same
+// instant; each scrape is bounded by Timeout. Run may be called once at a
 // time.
 func (s *Scraper) Run(ctx context.Context) error {
 	s.mu.Lock()
@@ -200,10 +228,14 @@ func (s *Scraper) reconcile(ctx context.Context, loops map[*TargetHealth]context
 // next success measures across the gap.
 func (s *Scraper) loop(ctx context.Context, th *TargetHealth) {
 	t := th.Target
-	tick := time.NewTicker(s.cfg.Interval)
-	defer tick.Stop()
+	interval := cmp.Or(t.Interval, s.cfg.Interval)
+	offset := spreadOffset(t, interval)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
 	var prev *reading
 	var prevAt time.Time
+	due := time.Now() // when this scrape was due: on the target's phase from the second on
 	for {
 		cur, at, took, err := s.scrape(ctx, t)
 		if ctx.Err() != nil {
@@ -216,12 +248,37 @@ func (s *Scraper) loop(ctx context.Context, th *TargetHealth) {
 			prev, prevAt = cur, at
 			s.emit(Sample{Target: t, Time: at, Values: values})
 		}
+		due = nextScrape(due, interval, offset)
+		if now := time.Now(); due.Before(now) {
+			due = nextScrape(now.Add(-interval), interval, offset) // late: skip, do not catch up
+		}
+		timer.Reset(time.Until(due))
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		}
 	}
+}
+
+// spreadOffset is the target's phase within its interval: a hash of the
+// target, so that many targets are scraped spread over the interval rather
+// than all at once, each always at the same point of it (as Prometheus
+// does).
+func spreadOffset(t Target, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	_, _ = io.WriteString(h, string(t.Component)+"\xff"+string(t.Environment)+"\xff"+t.URL)
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// nextScrape is when to scrape after a scrape due at last: the first
+// instant at the target's phase (offset past a multiple of interval since
+// the Unix epoch) at least one interval after last. The first scrape of a
+// target is immediate; from the second on, targets keep their phases.
+func nextScrape(last time.Time, interval, offset time.Duration) time.Time {
+	earliest := last.Add(interval)
+	rem := time.Duration(earliest.UnixNano() % int64(interval))
+	return earliest.Add((offset - rem + interval) % interval)
 }
 
 // scrape fetches and parses one target. at is when the scrape started, the
@@ -229,13 +286,18 @@ func (s *Scraper) loop(ctx context.Context, th *TargetHealth) {
 func (s *Scraper) scrape(ctx context.Context, t Target) (r *reading, at time.Time, took time.Duration, err error) {
 	at = s.cfg.Now()
 	start := time.Now()
-	body, ctype, err := fetch(ctx, s.cfg.Client, t.URL, s.cfg.Timeout, s.cfg.MaxBodyBytes)
+	timeout := cmp.Or(t.Timeout, s.cfg.Timeout)
+	body, ctype, err := fetch(ctx, s.cfg.Client, t.URL, timeout, s.cfg.MaxBodyBytes)
 	if err == nil {
 		fams, perr := parseFamilies(body, ctype)
-		if perr != nil {
+		switch n := seriesCount(fams); {
+		case perr != nil:
 			err = perr
-		} else {
-			r = extract(fams, s.cfg.Signals)
+		case s.cfg.SeriesLimit >= 0 && n > s.cfg.SeriesLimit:
+			err = fmt.Errorf("%d series exceed the per-target series limit of %d", n, s.cfg.SeriesLimit)
+		default:
+			r = extract(fams, s.cfg.Signals, s.cfg.Extra...)
+			s.store(ctx, t, fams, at)
 		}
 	}
 	if err != nil {
@@ -269,12 +331,30 @@ func (s *Scraper) record(th *TargetHealth, at time.Time, err error) {
 	th.ConsecutiveFailures = 0
 }
 
+// store writes a scrape's raw series into Config.Storage, if set. A
+// storage failure is logged, not held against the target.
+func (s *Scraper) store(ctx context.Context, t Target, fams map[string]*dto.MetricFamily, at time.Time) {
+	if s.cfg.Storage == nil {
+		return
+	}
+	app := s.cfg.Storage.AppenderV2(ctx)
+	err := appendFamilies(app, t, fams, at.UnixMilli())
+	if cerr := app.Commit(); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		s.cfg.Logger.Warn("scraped series not stored", "component", t.Component, "environment", t.Environment, "err", err)
+	}
+}
+
 func (s *Scraper) emit(smp Sample) {
 	if len(smp.Values) == 0 {
 		return
 	}
 	if s.hist != nil {
-		s.hist.Append(smp.Target, smp.Time, smp.Values)
+		if err := s.hist.Append(smp.Target, smp.Time, smp.Values); err != nil {
+			s.cfg.Logger.Warn("signals not stored", "component", smp.Target.Component, "environment", smp.Target.Environment, "err", err)
+		}
 	}
 	if s.cfg.OnSample != nil {
 		s.cfg.OnSample(smp)

@@ -342,11 +342,14 @@ func TestTargetValidate(t *testing.T) {
 		t    Target
 		want string
 	}{
-		{Target{"orders", phoenix.Primary, "http://127.0.0.1:9100/metrics"}, ""},
-		{Target{"Orders!", phoenix.Primary, "http://x/metrics"}, "component name"},
-		{Target{"orders", "", "http://x/metrics"}, "environment is empty"},
-		{Target{"orders", phoenix.Primary, "127.0.0.1:9100/metrics"}, "not an absolute http(s) URL"},
-		{Target{"orders", phoenix.Primary, "ftp://x/metrics"}, "not an absolute http(s) URL"},
+		{Target{Component: "orders", Environment: phoenix.Primary, URL: "http://127.0.0.1:9100/metrics"}, ""},
+		{Target{Component: "Orders!", Environment: phoenix.Primary, URL: "http://x/metrics"}, "component name"},
+		{Target{Component: "orders", Environment: "", URL: "http://x/metrics"}, "environment is empty"},
+		{Target{Component: "orders", Environment: phoenix.Primary, URL: "127.0.0.1:9100/metrics"}, "not an absolute http(s) URL"},
+		{Target{Component: "orders", Environment: phoenix.Primary, URL: "ftp://x/metrics"}, "not an absolute http(s) URL"},
+		{Target{Component: "orders", Environment: phoenix.Primary, URL: "http://x/metrics", Interval: 10 * time.Second, Timeout: 2 * time.Second}, ""},
+		{Target{Component: "orders", Environment: phoenix.Primary, URL: "http://x/metrics", Interval: -time.Second}, "must be positive"},
+		{Target{Component: "orders", Environment: phoenix.Primary, URL: "http://x/metrics", Interval: time.Second, Timeout: 2 * time.Second}, "longer than its interval"},
 	} {
 		err := tc.t.Validate()
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {

@@ -26,8 +26,13 @@ func signalValues(prev, cur *reading, dt time.Duration) map[phoenix.Signal]float
 		return out
 	}
 	sec := dt.Seconds()
-	if d, ok := counterDelta(prev.counters[phoenix.SignalCPU], cur.counters[phoenix.SignalCPU]); ok {
-		out[phoenix.SignalCPU] = d / sec
+	for s, c := range cur.counters {
+		if s == phoenix.SignalRate || s == phoenix.SignalErrors {
+			continue // below: the request rate and the error ratio
+		}
+		if d, ok := counterDelta(prev.counters[s], c); ok {
+			out[s] = d / sec // CPU, I/O and extra counters
+		}
 	}
 	reqs, okReqs := counterDelta(prev.counters[phoenix.SignalRate], cur.counters[phoenix.SignalRate])
 	if okReqs {

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(targetEnv) == "1" {
 		os.Exit(runTarget())
 	}
+	if dir := os.Getenv(receiverEnv); dir != "" {
+		os.Exit(runReceiver(dir))
+	}
 	os.Exit(m.Run())
 }
 

@@ -12,7 +12,8 @@ type Backend struct {
 	// "orders@primary". See ParseBackend for the characters allowed.
 	Name string
 	// URL is the base URL: http or https, a host, and optionally a path
-	// prefix that request paths are appended to.
+	// prefix that request paths are appended to; for a TCP proxy,
+	// tcp://host:port.
 	URL *url.URL
 }
 
@@ -61,14 +62,30 @@ func (b Backend) validate() error {
 	switch {
 	case u == nil:
 		return fmt.Errorf("backend %q: URL is missing", b.Name)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("backend %q: URL scheme %q is not supported: use http:// or https://", b.Name, u.Scheme)
+	case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "tcp":
+		return fmt.Errorf("backend %q: URL scheme %q is not supported: use http://, https:// or tcp://", b.Name, u.Scheme)
 	case u.Opaque != "" || u.Host == "":
 		return fmt.Errorf("backend %q: URL %q has no host: write http://host:port", b.Name, u.Redacted())
 	case u.User != nil:
 		return fmt.Errorf("backend %q: URL carries user info: remove it, the proxy forwards the client's credentials", b.Name)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		return fmt.Errorf("backend %q: URL %q has a query or fragment: a backend is a base URL, remove them", b.Name, u.Redacted())
+	}
+	return nil
+}
+
+// validateFor checks b and that its scheme is one the protocol forwards.
+func (b Backend) validateFor(p Protocol) error {
+	if err := b.validate(); err != nil {
+		return err
+	}
+	switch {
+	case p == TCP && b.URL.Scheme != "tcp":
+		return fmt.Errorf("backend %q: a TCP proxy needs a tcp://host:port URL, not %s://", b.Name, b.URL.Scheme)
+	case p == TCP && (b.URL.Port() == "" || (b.URL.Path != "" && b.URL.Path != "/")):
+		return fmt.Errorf("backend %q: write tcp://host:port, with a port and no path", b.Name)
+	case p == HTTP && b.URL.Scheme == "tcp":
+		return fmt.Errorf("backend %q: an HTTP proxy needs an http:// or https:// URL; set Protocol to tcp for tcp:// backends", b.Name)
 	}
 	return nil
 }

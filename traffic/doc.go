@@ -1,11 +1,16 @@
-// Package traffic is Phoenix's traffic switcher: one HTTP reverse proxy in
-// front of each component, with an active backend, an optional pre-warmed
-// standby, active and passive health checks, and a switch that moves traffic
-// to the standby without failing a request.
+// Package traffic is Phoenix's traffic switcher: one proxy in front of each
+// component, HTTP (a reverse proxy) or TCP, with an active set of backends
+// (load-balanced, grown and shrunk by AddBackend and RemoveBackend), an
+// optional pre-warmed standby, active health checks, passive outlier
+// detection, and a switch that moves traffic to the standby without failing
+// a request; after a switch it can fail back, on command or by policy.
 //
-// While the active backend is suspect, unhealthy or being switched away from,
-// new requests are held rather than failed; requests that failed on a
-// transport error are retried on the new route when that cannot apply a write
-// twice. The proxy knows routes and backends, never why it switches: the
-// control loop decides and calls Switch.
+// While the active set is suspect, unhealthy or being switched away from,
+// new requests (TCP: new connections) are held rather than failed; requests
+// that failed on a transport error are retried on the new route when that
+// cannot apply a write twice. The proxy knows routes and backends, never why
+// it switches: the control loop decides, with Confirmation's pure rule over
+// the proxy's verdict, connection errors, telemetry silence and predicted
+// risk, and calls Switch. The subpackage xds serves the same routes to Envoy
+// and to gRPC clients.
 package traffic

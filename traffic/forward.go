@@ -55,7 +55,12 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		resp, err := p.send(req, t, &body, replayable)
+		// Linking an attempt to its backend's abandonment costs a context
+		// per request; only a switch abandons, so link only when one can
+		// happen (a standby or fallback is registered).
+		r := p.route.Load()
+		link := replayable && (r.standby != nil || len(r.fallback) > 0 || r.switching)
+		resp, err := p.send(req, t, &body, link)
 		if err == nil {
 			return resp, nil
 		}
@@ -67,6 +72,7 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, p.failure(http.StatusBadGateway, t, err, "%s: %v", t.backend.Name, err)
 		}
 		if !abandoned {
+			p.observe(t, true)
 			p.markSuspect(t, err)
 		}
 		switch {
@@ -92,12 +98,12 @@ func (p *Proxy) failure(status int, t *target, err error, format string, args ..
 
 // acquire returns the target to send an attempt to, counted in flight.
 // While the route is not open the request is held until it opens, the client
-// leaves, or deadline passes; then it goes to the active anyway (late), except
-// during a switch, when the old active must not receive anything more.
+// leaves, or deadline passes; then it goes to a serving member anyway (late),
+// except during a switch, when the old set must not receive anything more.
 func (p *Proxy) acquire(ctx context.Context, deadline time.Time) (t *target, late bool, err error) {
 	for r := p.route.Load(); r.open; r = p.route.Load() {
-		if p.enter(r) {
-			return r.active, false, nil
+		if t := pick(r.usable); p.enter(r, t) {
+			return t, false, nil
 		}
 	}
 	began := time.Now()
@@ -119,9 +125,15 @@ func (p *Proxy) acquire(ctx context.Context, deadline time.Time) (t *target, lat
 			return nil, false, &proxyError{status: http.StatusServiceUnavailable, reason: "proxy is stopping"}
 		case late && r.switching:
 			return nil, false, &proxyError{status: http.StatusServiceUnavailable,
-				reason: fmt.Sprintf("switch from %s still in progress after holding %s", r.active.backend.Name, p.cfg.HoldTimeout)}
-		case (r.open || late && !r.switching) && p.enter(r):
-			return r.active, late, nil
+				reason: fmt.Sprintf("switch from %s still in progress after holding %s", r.primary().backend.Name, p.cfg.HoldTimeout)}
+		case r.open:
+			if t := pick(r.usable); p.enter(r, t) {
+				return t, late, nil
+			}
+		case late:
+			if t := pick(r.fallbackServing()); p.enter(r, t) {
+				return t, late, nil
+			}
 		}
 		if late {
 			continue // the route changed under enter; look again
@@ -136,15 +148,28 @@ func (p *Proxy) acquire(ctx context.Context, deadline time.Time) (t *target, lat
 	}
 }
 
-// enter counts an attempt in flight on r's active, unless r was replaced in
-// the meantime. Counting first and checking after pairs with Switch, which
-// publishes first and reads the count after: one of them sees the other.
-func (p *Proxy) enter(r *route) bool {
-	r.active.inflight.Add(1)
+// fallbackServing is where a request held past HoldTimeout goes: a serving
+// member, else any joined one (never empty: the first member is joined).
+func (r *route) fallbackServing() []*target {
+	switch {
+	case len(r.serving) > 0:
+		return r.serving
+	case len(r.joined) > 0:
+		return r.joined
+	}
+	return r.members[:1]
+}
+
+// enter counts an attempt in flight on t, a member of r, unless r was
+// replaced in the meantime. Counting first and checking after pairs with
+// Switch and RemoveBackend, which publish first and read the count after:
+// one of them sees the other.
+func (p *Proxy) enter(r *route, t *target) bool {
+	t.inflight.Add(1)
 	if p.route.Load() == r {
 		return true
 	}
-	r.active.release()
+	t.release()
 	return false
 }
 
@@ -188,8 +213,10 @@ func (p *Proxy) send(req *http.Request, t *target, body *requestBody, link bool)
 	}
 	if resp.StatusCode >= 500 {
 		t.fail5xx.Inc()
+		p.observe(t, true)
 	} else {
 		t.ok.Inc()
+		p.observe(t, false)
 	}
 	p.stats.served.Add(1)
 	resp.Body = wrapBody(resp, t, cancel)
@@ -387,10 +414,15 @@ func rewrite(pr *httputil.ProxyRequest) {
 func newTransport(dialTimeout time.Duration) *http.Transport {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		Proxy:                 nil, // backends are addressed directly, never through $HTTP_PROXY
-		DialContext:           d.DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
+		Proxy:               nil, // backends are addressed directly, never through $HTTP_PROXY
+		DialContext:         d.DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		// A bound on connections per backend: when requests held through a
+		// failover are released together, they queue for a few hundred
+		// connections instead of opening one each (a dial storm that can
+		// take the new backend seconds to absorb).
+		MaxConnsPerHost:       256,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   5 * time.Second,
 		ExpectContinueTimeout: time.Second,

@@ -66,8 +66,19 @@ func (h hysteresis) usable() bool { return h.healthy && !h.suspect }
 
 // checkResult is the outcome of one health check.
 type checkResult struct {
-	ok     bool
-	reason string // why it failed, for OnHealth and status
+	ok      bool
+	timeout bool   // it failed by taking longer than HealthTimeout
+	reason  string // why it failed, for OnHealth and status
+}
+
+// inconclusive reports whether a failed check says nothing: it timed out
+// while proxied requests to the backend were being answered. On a loaded
+// machine a check can miss a 150 ms deadline that real traffic shows the
+// backend meets; counting it would mark a serving backend down and hold
+// its traffic. A refused connection or an error status always counts, and
+// so does a timeout while nothing is answered (a hung or cut-off backend).
+func (r checkResult) inconclusive(answeredSinceLastCheck bool) bool {
+	return !r.ok && r.timeout && answeredSinceLastCheck
 }
 
 // healthChange is a transition to report once locks are released.
@@ -77,13 +88,20 @@ type healthChange struct {
 	reason  string
 }
 
-// healthLoop checks the active and the standby every HealthInterval, and at
-// once when a request has just made the active suspect, until ctx ends.
+// healthLoop checks every backend the proxy knows every HealthInterval, and
+// at once when a request has just made one suspect or one was added, until
+// ctx ends. After each round it applies the outlier and fail-back rules.
 func (p *Proxy) healthLoop(ctx context.Context) {
 	tick := time.NewTicker(p.cfg.HealthInterval)
 	defer tick.Stop()
+	var failBacks sync.WaitGroup
+	defer failBacks.Wait()
 	for {
 		p.checkRound(ctx)
+		if ctx.Err() == nil {
+			p.outlierTick()
+			p.maybeFailBack(ctx, &failBacks)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -97,13 +115,15 @@ func (p *Proxy) healthLoop(ctx context.Context) {
 // HealthTimeout, not the others' turn.
 func (p *Proxy) checkRound(ctx context.Context) {
 	r := p.route.Load()
-	targets := [2]*target{r.active, r.standby}
-	var results [2]checkResult
+	targets := append([]*target(nil), r.members...)
+	if r.standby != nil {
+		targets = append(targets, r.standby)
+	}
+	targets = append(targets, r.fallback...)
+	results := make([]checkResult, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
-		if t != nil {
-			wg.Go(func() { results[i] = p.check(ctx, t) })
-		}
+		wg.Go(func() { results[i] = p.check(ctx, t) })
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -112,46 +132,82 @@ func (p *Proxy) checkRound(ctx context.Context) {
 	p.applyChecks(targets, results)
 }
 
-// applyChecks feeds results to the targets that are still routed, then
+// applyChecks feeds results to the targets that are still known, then
 // reports transitions outside the lock.
-func (p *Proxy) applyChecks(targets [2]*target, results [2]checkResult) {
+func (p *Proxy) applyChecks(targets []*target, results []checkResult) {
 	now := p.cfg.Now()
-	var changes [2]healthChange
-	n := 0
+	var changes []healthChange
+	joined := false
 	p.mu.Lock()
 	republish := false
 	for i, t := range targets {
-		if t == nil || (t != p.active && t != p.standby) {
+		if !p.knownLocked(t) {
 			continue // dropped while it was being checked
 		}
 		res := results[i]
-		wasUsable := t.health.usable()
-		t.lastCheck = now
-		if !res.ok {
-			t.lastErr, t.lastErrAt = res.reason, now
-		}
-		if t.health.observe(res.ok, p.cfg.UnhealthyAfter, p.cfg.HealthyAfter) {
-			reason := res.reason
+		if !t.joined {
 			if res.ok {
-				reason = fmt.Sprintf("%d consecutive checks passed", t.health.successes)
+				t.joined, joined, republish = true, true, true
+				t.health = hysteresis{healthy: true, successes: 1}
+				t.healthySince, t.lastCheck = now, now
+				p.metrics.healthy.WithLabelValues(t.backend.Name).Set(1)
+				p.log.Info("backend joined the active set", "backend", t.backend.Name)
+			} else {
+				t.lastCheck, t.lastErr, t.lastErrAt = now, res.reason, now
 			}
-			changes[n] = healthChange{backend: t.backend.clone(), healthy: res.ok, reason: reason}
-			n++
-			// Set under the lock, so that a target dropped meanwhile
-			// does not get its series back.
-			p.metrics.healthy.WithLabelValues(t.backend.Name).Set(boolGauge(res.ok))
+			continue
 		}
-		if t.health.usable() != wasUsable {
-			republish = true
+		c, flipped, usableChanged := p.applyCheck(t, res, now)
+		if flipped {
+			changes = append(changes, c)
 		}
+		republish = republish || flipped || usableChanged
 	}
 	if republish {
 		p.publishLocked()
 	}
 	p.mu.Unlock()
-	for _, c := range changes[:n] {
+	for _, c := range changes {
 		p.reportHealth(c)
 	}
+	if joined {
+		p.notifyRoute("join")
+	}
+}
+
+// applyCheck feeds one result to t, with Proxy.mu held, and reports a
+// transition of its health, and whether its usability changed.
+func (p *Proxy) applyCheck(t *target, res checkResult, now time.Time) (c healthChange, flipped, usableChanged bool) {
+	wasUsable := t.health.usable()
+	t.lastCheck = now
+	answered := t.passive.reqs.Load() - t.passive.errs.Load()
+	progressed := answered != t.answeredAtCheck
+	t.answeredAtCheck = answered
+	if res.inconclusive(progressed) {
+		t.lastErr, t.lastErrAt = res.reason+" (not counted: requests were answered meanwhile)", now
+		return c, false, false
+	}
+	if !res.ok {
+		t.lastErr, t.lastErrAt = res.reason, now
+		t.healthySince = time.Time{}
+	} else if t.healthySince.IsZero() {
+		t.healthySince = now
+	}
+	if t.health.observe(res.ok, p.cfg.UnhealthyAfter, p.cfg.HealthyAfter) {
+		reason := res.reason
+		if res.ok {
+			reason = fmt.Sprintf("%d consecutive checks passed", t.health.successes)
+		}
+		// Set under the lock, so that a target dropped meanwhile does not
+		// get its series back.
+		p.metrics.healthy.WithLabelValues(t.backend.Name).Set(boolGauge(res.ok))
+		c, flipped = healthChange{backend: t.backend.clone(), healthy: res.ok, reason: reason}, true
+	}
+	return c, flipped, t.health.usable() != wasUsable
+}
+
+func (p *Proxy) knownLocked(t *target) bool {
+	return t == p.standby || contains(p.active, t) || contains(p.fallback, t)
 }
 
 func (p *Proxy) reportHealth(c healthChange) {
@@ -172,17 +228,27 @@ func boolGauge(b bool) float64 {
 	return 0
 }
 
-// check probes one backend's health path. Any status from 200 to 399 passes.
+// check probes one backend: for HTTP its health path, where any status from
+// 200 to 399 passes; for TCP a new connection.
 func (p *Proxy) check(ctx context.Context, t *target) checkResult {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.HealthTimeout)
 	defer cancel()
+	if p.cfg.Protocol == TCP {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", t.addr)
+		if err != nil {
+			return p.failedCheck(ctx, err)
+		}
+		conn.Close()
+		return checkResult{ok: true}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.healthURL, nil)
 	if err != nil {
 		return checkResult{reason: err.Error()}
 	}
 	resp, err := p.healthTransport.RoundTrip(req)
 	if err != nil {
-		return checkResult{reason: p.checkReason(ctx, err)}
+		return p.failedCheck(ctx, err)
 	}
 	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 	resp.Body.Close()
@@ -190,6 +256,12 @@ func (p *Proxy) check(ctx context.Context, t *target) checkResult {
 		return checkResult{reason: fmt.Sprintf("status %d", resp.StatusCode)}
 	}
 	return checkResult{ok: true}
+}
+
+func (p *Proxy) failedCheck(ctx context.Context, err error) checkResult {
+	var nerr net.Error
+	timeout := errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout()
+	return checkResult{timeout: timeout, reason: p.checkReason(ctx, err)}
 }
 
 // checkReason turns a check's error into the short reason operators read.

@@ -1,7 +1,9 @@
 package traffic
 
 import (
+	"strings"
 	"testing"
+	"time"
 )
 
 // step is one input to the hysteresis: a check result or a passive failure.
@@ -104,4 +106,48 @@ func FuzzHysteresis(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCheckTimeoutWhileServing: a check that times out says nothing while
+// requests to the backend are being answered (a loaded machine, not a dead
+// backend), so the backend stays in service under load; without traffic the
+// same timeouts make it unhealthy.
+func TestCheckTimeoutWhileServing(t *testing.T) {
+	backend := startBackend(t, "orders@primary")
+	events := &healthEvents{}
+	p := startProxy(t, Config{OnHealth: events.record, HealthInterval: 100 * time.Millisecond, HealthTimeout: 50 * time.Millisecond}, backend.backend())
+	l := startLoad(t, p)
+	l.awaitServed(t, backend.name, time.Time{}, 20)
+	backend.put(t, "/admin/healthdelay/200")
+	waitFor(t, 10*time.Second, "checks to time out", func() bool {
+		return strings.Contains(p.Status().Active.LastError, "not counted")
+	})
+	since := time.Now()
+	l.awaitServed(t, backend.name, since, 100)
+	l.halt()
+	l.checkNoFailures(t)
+	if s := p.Status(); !s.Active.Healthy || s.Active.ConsecutiveFailures > 0 || s.Held > 0 {
+		t.Errorf("under load, timed-out checks counted: %+v, held %d", s.Active, s.Held)
+	}
+	if reason := events.await(t, backend.name, false); !strings.Contains(reason, "timeout") {
+		t.Errorf("without traffic: unhealthy reason %q, want a timeout", reason)
+	}
+}
+
+func TestInconclusive(t *testing.T) {
+	for _, tc := range []struct {
+		res      checkResult
+		answered bool
+		want     bool
+	}{
+		{checkResult{ok: true}, true, false},
+		{checkResult{timeout: true}, true, true},
+		{checkResult{timeout: true}, false, false},
+		{checkResult{reason: "connection refused"}, true, false},
+		{checkResult{reason: "status 500"}, true, false},
+	} {
+		if got := tc.res.inconclusive(tc.answered); got != tc.want {
+			t.Errorf("%+v.inconclusive(%v) = %v, want %v", tc.res, tc.answered, got, tc.want)
+		}
+	}
 }

@@ -58,6 +58,9 @@ func runBackend(name string) int {
 type app struct {
 	name   string
 	health atomic.Int32 // status /healthz answers
+	fail   atomic.Int32 // if set, the status every other non-admin request gets
+	slowHz atomic.Int64 // milliseconds /healthz waits before answering
+	slowIn atomic.Int64 // /slow requests being served
 	mu     sync.Mutex
 	kv     map[string]string
 	hits   map[string]int // per /drop and /flaky key
@@ -66,15 +69,12 @@ type app struct {
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(int(a.health.Load()))
-	})
-	mux.HandleFunc("PUT /admin/health/{code}", func(w http.ResponseWriter, r *http.Request) {
-		code, err := strconv.Atoi(r.PathValue("code"))
-		if err != nil || code < 200 || code > 599 {
-			http.Error(w, "bad code", http.StatusBadRequest)
+		select {
+		case <-time.After(time.Duration(a.slowHz.Load()) * time.Millisecond):
+		case <-r.Context().Done():
 			return
 		}
-		a.health.Store(int32(code))
+		w.WriteHeader(int(a.health.Load()))
 	})
 	mux.HandleFunc("GET /who", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, a.name)
@@ -118,12 +118,40 @@ func (a *app) routes() http.Handler {
 	a.faultRoutes(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Served-By", a.name)
+		if code := a.fail.Load(); code != 0 && r.URL.Path != "/healthz" && !strings.HasPrefix(r.URL.Path, "/admin/") {
+			http.Error(w, "failing on purpose", int(code))
+			return
+		}
 		mux.ServeHTTP(w, r)
 	})
 }
 
 // faultRoutes are the endpoints that misbehave on purpose.
 func (a *app) faultRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("PUT /admin/healthdelay/{ms}", func(w http.ResponseWriter, r *http.Request) {
+		ms, err := strconv.ParseInt(r.PathValue("ms"), 10, 64)
+		if err != nil || ms < 0 {
+			http.Error(w, "bad delay", http.StatusBadRequest)
+			return
+		}
+		a.slowHz.Store(ms)
+	})
+	mux.HandleFunc("PUT /admin/health/{code}", func(w http.ResponseWriter, r *http.Request) {
+		code, err := strconv.Atoi(r.PathValue("code"))
+		if err != nil || code < 200 || code > 599 {
+			http.Error(w, "bad code", http.StatusBadRequest)
+			return
+		}
+		a.health.Store(int32(code))
+	})
+	mux.HandleFunc("PUT /admin/fail/{code}", func(w http.ResponseWriter, r *http.Request) {
+		code, err := strconv.Atoi(r.PathValue("code"))
+		if err != nil || (code != 0 && (code < 200 || code > 599)) {
+			http.Error(w, "bad code", http.StatusBadRequest)
+			return
+		}
+		a.fail.Store(int32(code))
+	})
 	// /drop/{key} reads the request, then closes the connection without
 	// answering, every time. /flaky/{key} does so only the first time.
 	mux.HandleFunc("/drop/{key}", func(w http.ResponseWriter, r *http.Request) { a.drop(w, r, true) })
@@ -133,7 +161,12 @@ func (a *app) faultRoutes(mux *http.ServeMux) {
 		defer a.mu.Unlock()
 		fmt.Fprint(w, a.hits[r.PathValue("key")])
 	})
+	mux.HandleFunc("GET /admin/slow", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, a.slowIn.Load())
+	})
 	mux.HandleFunc("GET /slow/{ms}", func(w http.ResponseWriter, r *http.Request) {
+		a.slowIn.Add(1)
+		defer a.slowIn.Add(-1)
 		ms, _ := strconv.Atoi(r.PathValue("ms"))
 		select {
 		case <-time.After(time.Duration(ms) * time.Millisecond):
@@ -228,6 +261,23 @@ func (c *child) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	if err := c.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal %v to %s: %v", sig, c.name, err)
+	}
+}
+
+// put sends an admin PUT straight to the backend, bypassing the proxy.
+func (c *child) put(t testing.TB, path string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, c.url.String()+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("PUT %s to %s: %v", path, c.name, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT %s to %s: %s", path, c.name, resp.Status)
 	}
 }
 

@@ -14,13 +14,16 @@ import (
 // Every series carries the component as a constant label, so the proxies of
 // several components can share one registry.
 type metrics struct {
-	requests    *prometheus.CounterVec // backend, outcome
-	retries     prometheus.Counter
-	held        prometheus.Gauge
-	heldTotal   prometheus.Counter
-	holdSeconds prometheus.Histogram
-	switches    *prometheus.CounterVec // result
-	healthy     *prometheus.GaugeVec   // backend
+	requests     *prometheus.CounterVec // backend, outcome
+	retries      prometheus.Counter
+	held         prometheus.Gauge
+	heldTotal    prometheus.Counter
+	holdSeconds  prometheus.Histogram
+	switches     *prometheus.CounterVec // result
+	healthy      *prometheus.GaugeVec   // backend
+	outliers     *prometheus.CounterVec // action: ejected, flagged
+	routeChanges *prometheus.CounterVec // cause
+	connDropped  prometheus.Counter
 }
 
 // Request outcomes: answered by the backend below 500, answered by the
@@ -68,12 +71,24 @@ func newMetrics(reg prometheus.Registerer, component phoenix.ComponentID) (*metr
 			Name: "phoenix_traffic_backend_healthy", ConstLabels: labels,
 			Help: "1 if the backend passes its health checks, 0 if not.",
 		}, []string{"backend"}),
+		outliers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoenix_traffic_outliers_total", ConstLabels: labels,
+			Help: "Backends found outliers by passive detection, by action (ejected, or flagged when ejecting would leave too few serving).",
+		}, []string{"action"}),
+		routeChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoenix_traffic_route_changes_total", ConstLabels: labels,
+			Help: "Changes of the backends serving traffic, by cause (switch, failback, join, remove, eject).",
+		}, []string{"cause"}),
+		connDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "phoenix_traffic_connection_events_dropped_total", ConstLabels: labels,
+			Help: "Accepted connections not reported to OnConnection because its queue was full.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var registered []prometheus.Collector
-	for _, c := range []prometheus.Collector{m.requests, m.retries, m.held, m.heldTotal, m.holdSeconds, m.switches, m.healthy} {
+	for _, c := range []prometheus.Collector{m.requests, m.retries, m.held, m.heldTotal, m.holdSeconds, m.switches, m.healthy, m.outliers, m.routeChanges, m.connDropped} {
 		if err := reg.Register(c); err != nil {
 			for _, r := range registered {
 				reg.Unregister(r)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -18,16 +19,21 @@ import (
 
 // Errors a caller may want to tell apart with errors.Is.
 var (
-	ErrNoStandby  = errors.New("no standby registered")
-	ErrSwitching  = errors.New("a switch is in progress")
-	ErrStopped    = errors.New("proxy stopped")
-	ErrRunning    = errors.New("proxy already running")
-	errAbandoned  = errors.New("abandoned by a switch")
-	errSameTarget = errors.New("standby is the active backend")
+	ErrNoStandby   = errors.New("no standby registered")
+	ErrNoFallback  = errors.New("no fallback: nothing to fail back to")
+	ErrSwitching   = errors.New("a switch is in progress")
+	ErrStopped     = errors.New("proxy stopped")
+	ErrRunning     = errors.New("proxy already running")
+	ErrLastBackend = errors.New("it is the last backend serving: add another first, or switch")
+	ErrNotFound    = errors.New("no such backend")
+	ErrDuplicate   = errors.New("backend already registered")
+	errAbandoned   = errors.New("abandoned by a switch")
+	errSameTarget  = errors.New("standby is an active backend")
 )
 
-// Proxy is the traffic switcher of one component: an HTTP reverse proxy with
-// an active backend and an optional standby.
+// Proxy is the traffic switcher of one component: an HTTP reverse proxy or a
+// TCP proxy in front of an active set of backends (load-balanced), with an
+// optional standby and, after a switch, the set it left as fallback.
 type Proxy struct {
 	cfg     Config
 	log     *slog.Logger
@@ -40,38 +46,50 @@ type Proxy struct {
 	transport       *http.Transport
 	healthTransport *http.Transport
 	probe           chan struct{} // cap 1: ask the health loop for a check now
+	conns           chan netip.AddrPort
 	running         atomic.Bool
 	route           atomic.Pointer[route] // what requests read, lock-free
 	stats           counters
+	notifyMu        sync.Mutex // serializes OnRoute calls
 
-	mu         sync.Mutex // guards the fields below and targets' health
-	active     *target
-	standby    *target
-	switching  bool
-	stopping   bool
-	lastSwitch time.Time
+	mu                sync.Mutex // guards the fields below and targets' health and outlier state
+	active            []*target  // the active set in the order added, joining members included
+	standby           *target
+	fallback          []*target // the set the last switch left, when FailBack.Enabled
+	switching         bool
+	stopping          bool
+	lastSwitch        time.Time
+	failingBack       bool      // an automatic fail back is running
+	failBackNotBefore time.Time // after a failed automatic fail back
 }
 
 // route is an immutable view of where requests go. A new one is published
 // on every change; changed is closed when this one is replaced, waking the
 // requests held on it.
 type route struct {
-	active, standby *target
-	open            bool // requests may go to active now
-	switching       bool
-	stopping        bool
-	changed         chan struct{}
+	members   []*target // the active set, joining members included
+	joined    []*target // members that have joined
+	usable    []*target // joined, healthy, not suspect, not ejected: where requests go
+	serving   []*target // joined and not ejected: where a request held too long goes anyway
+	standby   *target
+	fallback  []*target
+	open      bool // requests may go to usable now
+	switching bool
+	stopping  bool
+	changed   chan struct{}
 }
 
 // target is a backend as the proxy routes to it.
 type target struct {
 	backend   Backend
 	healthURL string
-	prefixed  bool // URL has a path prefix to join request paths to
+	prefixed  bool   // URL has a path prefix to join request paths to
+	addr      string // host:port, for TCP
 
-	inflight atomic.Int64 // attempts sent and not finished (body not closed)
+	inflight atomic.Int64 // attempts (HTTP) or connections (TCP) not finished
 	draining atomic.Bool
 	idle     chan struct{} // cap 1: tells a drain that inflight reached zero
+	passive  passive
 
 	// abandonCtx is cancelled when a switch gives up waiting for this
 	// target's in-flight requests; retryable ones are linked to it.
@@ -81,10 +99,14 @@ type target struct {
 	ok, fail5xx, failed, canceled prometheus.Counter // requests by outcome, resolved once
 
 	// guarded by Proxy.mu
-	health    hysteresis
-	lastErr   string
-	lastErrAt time.Time
-	lastCheck time.Time
+	joined          bool // has passed a health check since AddBackend (or was given as active)
+	health          hysteresis
+	outlier         outlierState
+	healthySince    time.Time // since when every check passed; zero while failing
+	answeredAtCheck uint64    // requests answered (passive) as of the last check
+	lastErr         string
+	lastErrAt       time.Time
+	lastCheck       time.Time
 }
 
 type counters struct {
@@ -99,7 +121,7 @@ func New(cfg Config, active Backend) (*Proxy, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("traffic config: %w", err)
 	}
-	if err := active.validate(); err != nil {
+	if err := active.validateFor(cfg.Protocol); err != nil {
 		return nil, fmt.Errorf("traffic %s: active: %w", cfg.Component, err)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -120,6 +142,10 @@ func New(cfg Config, active Backend) (*Proxy, error) {
 		healthTransport: newHealthTransport(cfg.DialTimeout),
 		probe:           make(chan struct{}, 1),
 	}
+	if cfg.OnConnection != nil {
+		p.conns = make(chan netip.AddrPort, connQueue)
+		p.ln = &hookListener{Listener: ln, p: p}
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:      rewrite,
 		Transport:    (*forwarder)(p),
@@ -128,7 +154,9 @@ func New(cfg Config, active Backend) (*Proxy, error) {
 		ErrorLog:     slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
 	p.mu.Lock()
-	p.active = p.newTarget(active)
+	first := p.newTarget(active)
+	first.joined = true
+	p.active = []*target{first}
 	p.publishLocked()
 	p.mu.Unlock()
 	return p, nil
@@ -155,18 +183,22 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("traffic %s: %w", p.cfg.Component, ErrRunning)
 	}
-	srv := &http.Server{
-		Handler:           p.rp,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-	}
-	healthCtx, stopHealth := context.WithCancel(context.WithoutCancel(ctx))
+	p.notifyRoute("start")
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Go(func() { p.healthLoop(healthCtx) })
+	wg.Go(func() { p.healthLoop(bg) })
+	if p.conns != nil {
+		wg.Go(func() { p.dispatchConnections(bg) })
+	}
+	var srv server
+	if p.cfg.Protocol == TCP {
+		srv = newTCPServer(p)
+	} else {
+		srv = p.newHTTPServer()
+	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(p.ln) }()
-	p.log.Info("proxy serving", "addr", p.Addr().String(), "active", p.Active().String())
+	go func() { served <- srv.serve(p.ln) }()
+	p.log.Info("proxy serving", "addr", p.Addr().String(), "protocol", string(p.cfg.Protocol), "active", p.Active().String())
 
 	var err error
 	select {
@@ -179,15 +211,15 @@ func (p *Proxy) Run(ctx context.Context) error {
 	p.publishLocked()
 	p.mu.Unlock()
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
-	if serr := srv.Shutdown(stopCtx); serr != nil {
+	if serr := srv.shutdown(stopCtx); serr != nil {
 		p.log.Warn("in-flight requests cut after drain timeout", "timeout", p.cfg.DrainTimeout)
-		srv.Close()
+		srv.close()
 	}
 	cancel()
 	if err == nil {
-		<-served // http.ErrServerClosed, now that Shutdown has returned
+		<-served // the server's closed error, now that shutdown has returned
 	}
-	stopHealth()
+	stopBackground()
 	wg.Wait()
 	p.transport.CloseIdleConnections()
 	p.healthTransport.CloseIdleConnections()
@@ -195,9 +227,43 @@ func (p *Proxy) Run(ctx context.Context) error {
 	return err
 }
 
-// Active returns the backend traffic goes to.
+// server is the data plane Run drives: HTTP or TCP.
+type server interface {
+	serve(net.Listener) error
+	shutdown(context.Context) error // graceful: waits for in-flight work or ctx
+	close() error                   // cuts what is left
+}
+
+type httpServer struct{ *http.Server }
+
+func (s httpServer) serve(ln net.Listener) error        { return s.Serve(ln) }
+func (s httpServer) shutdown(ctx context.Context) error { return s.Shutdown(ctx) }
+func (s httpServer) close() error                       { return s.Close() }
+
+func (p *Proxy) newHTTPServer() server {
+	return httpServer{&http.Server{
+		Handler:           p.rp,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}}
+}
+
+// Active returns a backend traffic goes to: the first healthy member of the
+// active set, or its first member if none is healthy. Backends lists them all.
 func (p *Proxy) Active() Backend {
-	return p.route.Load().active.backend.clone()
+	return p.route.Load().primary().backend.clone()
+}
+
+// primary is the member Active and Status report.
+func (r *route) primary() *target {
+	if len(r.usable) > 0 {
+		return r.usable[0]
+	}
+	if len(r.joined) > 0 {
+		return r.joined[0]
+	}
+	return r.members[0]
 }
 
 // Standby returns the registered standby, if any.
@@ -215,7 +281,7 @@ func (p *Proxy) Standby() (Backend, bool) {
 // while a switch is in progress.
 func (p *Proxy) SetStandby(b *Backend) error {
 	if b != nil {
-		if err := b.validate(); err != nil {
+		if err := b.validateFor(p.cfg.Protocol); err != nil {
 			return fmt.Errorf("traffic %s: standby: %w", p.cfg.Component, err)
 		}
 	}
@@ -227,13 +293,14 @@ func (p *Proxy) SetStandby(b *Backend) error {
 	case b == nil:
 		p.dropLocked(p.standby)
 		p.standby = nil
-	case b.URL.String() == p.active.backend.URL.String():
+	case findURL(p.active, b.URL) != nil:
 		return fmt.Errorf("traffic %s: standby %s: %w", p.cfg.Component, b, errSameTarget)
 	case p.standby != nil && p.standby.backend.same(*b):
 		return nil
 	default:
 		p.dropLocked(p.standby)
 		p.standby = p.newTarget(*b)
+		p.standby.joined = true
 		p.log.Info("standby registered", "standby", b.String())
 	}
 	p.publishLocked()
@@ -249,17 +316,19 @@ func (p *Proxy) newTarget(b Backend) *target {
 		backend:    b,
 		healthURL:  health.String(),
 		prefixed:   b.URL.Path != "" && b.URL.Path != "/",
+		addr:       b.URL.Host,
 		idle:       make(chan struct{}, 1),
 		abandonCtx: ctx,
 		abandon:    cancel,
 		health:     newHysteresis(),
 	}
+	t.outlier.winStart = p.cfg.Now()
 	p.metrics.resolve(t)
 	p.metrics.healthy.WithLabelValues(b.Name).Set(1)
 	return t
 }
 
-// dropLocked forgets t: it is neither active nor standby any more.
+// dropLocked forgets t: it is neither active, standby nor fallback any more.
 func (p *Proxy) dropLocked(t *target) {
 	if t == nil {
 		return
@@ -272,31 +341,54 @@ func (p *Proxy) dropLocked(t *target) {
 // every request held on the previous one.
 func (p *Proxy) publishLocked() {
 	r := &route{
-		active:    p.active,
+		members:   p.active,
 		standby:   p.standby,
+		fallback:  p.fallback,
 		switching: p.switching,
 		stopping:  p.stopping,
-		open:      !p.switching && !p.stopping && p.active.health.usable(),
 		changed:   make(chan struct{}),
 	}
+	for _, t := range p.active {
+		if !t.joined {
+			continue
+		}
+		r.joined = append(r.joined, t)
+		if t.outlier.ejected() {
+			continue
+		}
+		r.serving = append(r.serving, t)
+		if t.health.usable() {
+			r.usable = append(r.usable, t)
+		}
+	}
+	r.open = !p.switching && !p.stopping && len(r.usable) > 0
 	if old := p.route.Swap(r); old != nil {
 		close(old.changed)
 	}
 }
 
 // markSuspect records a transport failure of a proxied request on t. While
-// t is the active, requests are held until a check passes; one check is
-// asked for at once rather than at the next tick.
+// t is in the active set, it gets no new requests until a check passes; one
+// check is asked for at once rather than at the next tick.
 func (p *Proxy) markSuspect(t *target, err error) {
 	p.mu.Lock()
-	if t != p.active || !t.health.markSuspect() {
+	if !contains(p.active, t) || !t.health.markSuspect() {
 		p.mu.Unlock()
 		return
 	}
 	t.lastErr, t.lastErrAt = err.Error(), p.cfg.Now()
 	p.publishLocked()
+	open := p.route.Load().open
 	p.mu.Unlock()
-	p.log.Warn("active backend suspect, holding requests", "backend", t.backend.Name, "err", err)
+	if open {
+		p.log.Warn("backend suspect, sending its requests to the others", "backend", t.backend.Name, "err", err)
+	} else {
+		p.log.Warn("active backend suspect, holding requests", "backend", t.backend.Name, "err", err)
+	}
+	p.askProbe()
+}
+
+func (p *Proxy) askProbe() {
 	select {
 	case p.probe <- struct{}{}:
 	default:
@@ -312,73 +404,40 @@ func (t *target) release() {
 	}
 }
 
-// Status is a point-in-time view of the proxy, for the API and the CLI.
-type Status struct {
-	Component  string         `json:"component"`
-	Addr       string         `json:"addr"`
-	Active     BackendStatus  `json:"active"`
-	Standby    *BackendStatus `json:"standby,omitempty"`
-	Switching  bool           `json:"switching"`
-	LastSwitch time.Time      `json:"last_switch,omitzero"`
-	Holding    int64          `json:"holding"` // requests held right now
-	// Counters since New.
-	Served   uint64 `json:"served"`   // answered by a backend (any status)
-	Failed   uint64 `json:"failed"`   // answered by the proxy with an error status
-	Canceled uint64 `json:"canceled"` // the client left before an answer
-	Retries  uint64 `json:"retries"`
-	Held     uint64 `json:"held"` // requests that had to wait
-	Switches uint64 `json:"switches"`
+func contains(ts []*target, t *target) bool {
+	for _, x := range ts {
+		if x == t {
+			return true
+		}
+	}
+	return false
 }
 
-// BackendStatus is one backend's health as the proxy sees it.
-type BackendStatus struct {
-	Name                string    `json:"name"`
-	URL                 string    `json:"url"`
-	Healthy             bool      `json:"healthy"`
-	Suspect             bool      `json:"suspect"`
-	ConsecutiveFailures int       `json:"consecutive_failures"`
-	LastError           string    `json:"last_error,omitempty"`
-	LastErrorAt         time.Time `json:"last_error_at,omitzero"`
-	LastCheck           time.Time `json:"last_check,omitzero"`
-	InFlight            int64     `json:"in_flight"`
+func findURL(ts []*target, u *url.URL) *target {
+	for _, t := range ts {
+		if t.backend.URL.String() == u.String() {
+			return t
+		}
+	}
+	return nil
 }
 
-// Status reports the backends' health and the proxy's counters.
-func (p *Proxy) Status() Status {
-	p.mu.Lock()
-	s := Status{
-		Component:  string(p.cfg.Component),
-		Addr:       p.Addr().String(),
-		Active:     p.active.status(),
-		Switching:  p.switching,
-		LastSwitch: p.lastSwitch,
+func backendsOf(ts []*target) []Backend {
+	out := make([]Backend, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, t.backend.clone())
 	}
-	if p.standby != nil {
-		st := p.standby.status()
-		s.Standby = &st
-	}
-	p.mu.Unlock()
-	s.Holding = p.stats.holding.Load()
-	s.Served = p.stats.served.Load()
-	s.Failed = p.stats.failed.Load()
-	s.Canceled = p.stats.canceled.Load()
-	s.Retries = p.stats.retries.Load()
-	s.Held = p.stats.held.Load()
-	s.Switches = p.stats.switches.Load()
-	return s
+	return out
 }
 
-// status must be called with Proxy.mu held.
-func (t *target) status() BackendStatus {
-	return BackendStatus{
-		Name:                t.backend.Name,
-		URL:                 t.backend.URL.String(),
-		Healthy:             t.health.healthy,
-		Suspect:             t.health.suspect,
-		ConsecutiveFailures: t.health.failures,
-		LastError:           t.lastErr,
-		LastErrorAt:         t.lastErrAt,
-		LastCheck:           t.lastCheck,
-		InFlight:            t.inflight.Load(),
+// notifyRoute tells OnRoute what serves now.
+func (p *Proxy) notifyRoute(cause string) {
+	p.metrics.routeChanges.WithLabelValues(cause).Inc()
+	if p.cfg.OnRoute == nil {
+		return
 	}
+	p.notifyMu.Lock()
+	defer p.notifyMu.Unlock()
+	serving := backendsOf(p.route.Load().joined)
+	p.cfg.OnRoute(RouteChange{Component: p.cfg.Component, Protocol: p.cfg.Protocol, Active: serving, Cause: cause})
 }

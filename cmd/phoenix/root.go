@@ -49,6 +49,7 @@ Phoenix's response on this machine, with nothing to set up.`,
 		newEventsCmd(),
 		newShopCmd(),
 		newEvalCmd(),
+		newAgentCmd(),
 		newDockerCmd(),
 	)
 	err := root.Execute()

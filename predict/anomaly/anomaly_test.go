@@ -1,0 +1,207 @@
+package anomaly
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func TestSortedWindowMatchesBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	w := newSortedWindow(50)
+	var all []float64
+	for i := range 500 {
+		v := float64(rng.IntN(40)) // ties are common
+		w.Add(v)
+		all = append(all, v)
+		kept := slices.Clone(all[max(0, len(all)-50):])
+		slices.Sort(kept)
+		if !slices.Equal(w.sorted, kept) {
+			t.Fatalf("step %d: window %v, want %v", i, w.sorted, kept)
+		}
+		q := float64(rng.IntN(42)) - 1
+		above := 0
+		for _, x := range kept {
+			if x >= q {
+				above++
+			}
+		}
+		if got := w.Above(q); got != above {
+			t.Fatalf("step %d: Above(%v) = %d, want %d", i, q, got, above)
+		}
+	}
+}
+
+func TestNovelty(t *testing.T) {
+	square := func(i int) float64 { // period 20, values 0 and 10
+		if i%20 < 10 {
+			return 0
+		}
+		return 10
+	}
+	tests := []struct {
+		name  string
+		f     func(i int) float64
+		at    int     // the point whose score is checked
+		want  float64 // its score
+		quiet bool    // every other point after warm-up scores 0
+	}{
+		{"a recurring square wave never alarms", square, -1, 0, true},
+		{"a spike half the range above", func(i int) float64 {
+			if i == 300 {
+				return 15
+			}
+			return square(i)
+		}, 300, 0.5, true},
+		{"a step into the gap between the levels", func(i int) float64 {
+			if i >= 300 {
+				return 5
+			}
+			return square(i)
+		}, 300, 0.5, false},
+		{"a level seen before is not news", func(i int) float64 {
+			if i >= 300 {
+				return 10
+			}
+			return square(i)
+		}, 300, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := NewNovelty(NoveltyConfig{Smooth: 1})
+			for i := range 400 {
+				s := d.Score(t0.Add(time.Duration(i)*time.Minute), tt.f(i))
+				if s < 0 || s > 1 || math.IsNaN(s) {
+					t.Fatalf("point %d: score %v outside [0, 1]", i, s)
+				}
+				switch {
+				case i == tt.at:
+					if math.Abs(s-tt.want) > 1e-9 {
+						t.Errorf("point %d: score %v, want %v", i, s, tt.want)
+					}
+				case tt.quiet && i > 40 && s != 0:
+					t.Errorf("point %d: score %v, want 0", i, s)
+				}
+			}
+		})
+	}
+}
+
+// After an alarm the next Hold points score 0; a NaN scores 0 and is not
+// learnt; nothing is scored during the warm-up.
+func TestNoveltyHoldWarmupNaN(t *testing.T) {
+	d := NewNovelty(NoveltyConfig{Smooth: 1, Hold: 3, Warmup: 10})
+	var scores []float64
+	vals := []float64{0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 5, 9, 13, 17, math.NaN(), 21}
+	for i, v := range vals {
+		scores = append(scores, d.Score(t0.Add(time.Duration(i)*time.Second), v))
+	}
+	if scores[1] != 0 {
+		t.Errorf("warm-up point scored %v", scores[1])
+	}
+	if !(scores[12] > 0.9) {
+		t.Errorf("jump to 5 over a range of 1 scored %v, want the cap near 1", scores[12])
+	}
+	for _, i := range []int{13, 14, 15} {
+		if scores[i] != 0 {
+			t.Errorf("point %d in the hold scored %v", i, scores[i])
+		}
+	}
+	if scores[16] != 0 || !(scores[17] > 0) {
+		t.Errorf("NaN scored %v, the next new level %v; want 0 and > 0", scores[16], scores[17])
+	}
+}
+
+// Growing a fixed series point by point gives the same scores as running
+// it whole: the detector cannot look ahead.
+func TestNoveltyIsStreaming(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	xs := make([]float64, 600)
+	for i := range xs {
+		xs[i] = math.Sin(float64(i)/10) + 0.1*rng.NormFloat64()
+		if i > 400 {
+			xs[i] += 3
+		}
+	}
+	full := NewNovelty(NoveltyConfig{})
+	var want []float64
+	for i, v := range xs {
+		want = append(want, full.Score(t0.Add(time.Duration(i)*time.Second), v))
+	}
+	for _, cut := range []int{100, 401, 599} {
+		d := NewNovelty(NoveltyConfig{})
+		for i, v := range xs[:cut] {
+			if got := d.Score(t0.Add(time.Duration(i)*time.Second), v); got != want[i] {
+				t.Fatalf("prefix %d, point %d: %v, want %v", cut, i, got, want[i])
+			}
+		}
+	}
+	if !slices.ContainsFunc(want[401:420], func(s float64) bool { return s >= DefaultThreshold }) {
+		t.Errorf("a shift of 3 over a range of about 2.4 raised no alarm")
+	}
+}
+
+func TestAvgPath(t *testing.T) {
+	// c(n) = 2H(n-1) - 2(n-1)/n with H(i) ≈ ln i + γ.
+	for _, tt := range []struct {
+		n    int
+		want float64
+	}{{1, 0}, {2, 1}, {256, 10.2448}} {
+		if got := avgPath(tt.n); math.Abs(got-tt.want) > 1e-3 {
+			t.Errorf("c(%d) = %v, want %v", tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestIsolationForest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var rows [][]float64
+	for range 1000 {
+		rows = append(rows, []float64{rng.NormFloat64(), rng.NormFloat64(), 5 + rng.NormFloat64()})
+	}
+	f := FitIsolationForest(rows, 100, 256, rand.New(rand.NewPCG(1, 1)))
+	in := f.Score([]float64{0, 0, 5})
+	out := f.Score([]float64{6, -6, 5})
+	edge := f.Score([]float64{0, 0, 9})
+	if !(in < 0.5 && out > 0.6 && edge > in) {
+		t.Errorf("scores: centre %v, far outlier %v, outlier in one feature %v; want < 0.5, > 0.6, above the centre", in, out, edge)
+	}
+	if FitIsolationForest(rows[:1], 10, 256, rng) != nil {
+		t.Error("a forest from one row")
+	}
+	var nilForest *IsolationForest
+	if s := nilForest.Score([]float64{1}); s != 0.5 {
+		t.Errorf("nil forest scores %v, want the uninformed 0.5", s)
+	}
+}
+
+// The calibrated likelihood of a score is its rank among the baseline's,
+// and past the largest the generalised Pareto tail keeps it below 1 and
+// growing.
+func TestCalibrator(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	c := NewCalibrator(2000)
+	for range 2000 {
+		c.Add(rng.ExpFloat64())
+	}
+	for _, tt := range []struct{ s, want, tol float64 }{
+		{math.Log(2), 0.5, 0.03},        // median of Exp(1)
+		{math.Log(10), 0.9, 0.015},      // 90th percentile
+		{math.Log(1000), 0.999, 1.5e-3}, // a few sample points beyond
+	} {
+		if got := c.Likelihood(tt.s); math.Abs(got-tt.want) > tt.tol {
+			t.Errorf("likelihood of %.3f = %.4f, want %.4f ± %v", tt.s, got, tt.want, tt.tol)
+		}
+	}
+	far, farther := c.Likelihood(15), c.Likelihood(20)
+	if !(far < 1 && farther > far) {
+		t.Errorf("tail: L(15) = %v, L(20) = %v; want below 1 and increasing", far, farther)
+	}
+	if (&Calibrator{tail: newUpperTail(10, 0.05, 1)}).Likelihood(3) != 0 {
+		t.Error("an empty baseline gave a likelihood")
+	}
+}

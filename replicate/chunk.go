@@ -1,0 +1,113 @@
+package replicate
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	chunkers "github.com/PlakarKorp/go-cdc-chunkers"
+	_ "github.com/PlakarKorp/go-cdc-chunkers/chunkers/fastcdc" // registers the FastCDC algorithm
+	"github.com/zeebo/blake3"
+)
+
+// cdcAlgorithm is the go-cdc-chunkers name of the FastCDC variant used: the
+// one that follows the FastCDC paper (gear hash, normalised chunking with
+// two masks, cut-point skipping below the minimum).
+const cdcAlgorithm = "fastcdc-v1.0.0"
+
+// ChunkParams are the content-defined chunking sizes, in bytes. Both sides
+// of a delta must cut with the same parameters.
+type ChunkParams struct {
+	Min int `json:"min"`
+	Avg int `json:"avg"` // a power of two
+	Max int `json:"max"`
+}
+
+// DefaultChunkParams cut chunks of 8 KiB on average, between 2 and 64 KiB:
+// small enough that a scattered page write costs about two chunks on the
+// wire, large enough that a 1 GiB directory's index stays under 4 MiB.
+var DefaultChunkParams = ChunkParams{Min: 2 << 10, Avg: 8 << 10, Max: 64 << 10}
+
+// maxChunkMax bounds ChunkParams.Max so a chunk always fits in one frame.
+const maxChunkMax = 1 << 20
+
+// Validate reports parameters FastCDC cannot use.
+func (p ChunkParams) Validate() error {
+	switch {
+	case p.Avg < 256 || p.Avg&(p.Avg-1) != 0:
+		return fmt.Errorf("chunk avg %d: must be a power of two of at least 256", p.Avg)
+	case p.Min < 64 || p.Min >= p.Avg:
+		return fmt.Errorf("chunk min %d: must be at least 64 and below avg %d", p.Min, p.Avg)
+	case p.Max <= p.Avg || p.Max > maxChunkMax:
+		return fmt.Errorf("chunk max %d: must be above avg %d and at most %d", p.Max, p.Avg, maxChunkMax)
+	}
+	return nil
+}
+
+// Chunk is one content-defined piece of a file.
+type Chunk struct {
+	Off int64
+	Len int
+	// Key is the first 8 bytes of the chunk's BLAKE3-256. A short key can
+	// collide; a collision makes a patch copy the wrong bytes, which the
+	// whole-file digest check at the destination catches (ErrVerify), and
+	// the file is then sent whole. It never yields a wrong replica.
+	Key uint64
+}
+
+// Manifest is a file's chunk list with the size and mtime it describes.
+type Manifest struct {
+	Size    int64
+	ModTime time.Time
+	Chunks  []Chunk
+}
+
+// chunkKey returns the key of b.
+func chunkKey(b []byte) uint64 {
+	sum := blake3.Sum256(b)
+	return binary.LittleEndian.Uint64(sum[:8])
+}
+
+// cutChunks reads r to its end and calls fn with each chunk's offset and
+// bytes, which are valid only during the call.
+func cutChunks(ctx context.Context, r io.Reader, p ChunkParams, fn func(off int64, b []byte) error) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	c, err := chunkers.NewChunker(cdcAlgorithm, r, &chunkers.ChunkerOpts{MinSize: p.Min, NormalSize: p.Avg, MaxSize: p.Max})
+	if err != nil {
+		return fmt.Errorf("chunker: %w", err)
+	}
+	var off int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b, err := c.Next()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if len(b) > 0 {
+			if ferr := fn(off, b); ferr != nil {
+				return ferr
+			}
+			off += int64(len(b))
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+	}
+}
+
+// manifestOf chunks r and returns the chunk list.
+func manifestOf(ctx context.Context, r io.Reader, p ChunkParams) ([]Chunk, error) {
+	var out []Chunk
+	err := cutChunks(ctx, r, p, func(off int64, b []byte) error {
+		out = append(out, Chunk{Off: off, Len: len(b), Key: chunkKey(b)})
+		return nil
+	})
+	return out, err
+}

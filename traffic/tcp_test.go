@@ -1,0 +1,162 @@
+package traffic
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/phoenixsre/phoenix"
+)
+
+// tcpBackend is the child's address as a TCP backend.
+func (c *child) tcpBackend() Backend {
+	return Backend{Name: c.name, URL: &url.URL{Scheme: "tcp", Host: c.url.Host}}
+}
+
+// startConnLoad is startLoad with a new connection per request, so that
+// every request through a TCP proxy is a new connection the proxy routes.
+func startConnLoad(t testing.TB, p *Proxy) *load {
+	l := startLoad(t, p)
+	l.halt()
+	l.stop = make(chan struct{})
+	l.results = nil
+	l.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+	for w := range loadWorkers {
+		l.wg.Go(func() { l.worker(w) })
+	}
+	return l
+}
+
+func tcpPair(t *testing.T, cfg Config) (p *Proxy, primary, standby *child, events *healthEvents) {
+	t.Helper()
+	primary = startBackend(t, "db@primary")
+	standby = startBackend(t, "db@standby")
+	events = &healthEvents{}
+	cfg.OnHealth = events.record
+	cfg.Protocol = TCP
+	p = startProxy(t, cfg, primary.tcpBackend())
+	sb := standby.tcpBackend()
+	if err := p.SetStandby(&sb); err != nil {
+		t.Fatal(err)
+	}
+	return p, primary, standby, events
+}
+
+// TestTCPSwitch: a TCP proxy moves new connections to the standby. A
+// pre-emptive switch drains the connections open on the primary and fails
+// none; after kill -9 of the primary, only connections already open on it
+// can fail: every connection opened after the kill reaches the standby.
+func TestTCPSwitch(t *testing.T) {
+	t.Run("preemptive", func(t *testing.T) {
+		p, primary, standby, _ := tcpPair(t, Config{})
+		l := startConnLoad(t, p)
+		l.awaitServed(t, primary.name, time.Time{}, 100)
+		if err := p.Switch(context.Background(), func(ctx context.Context) error { return copyState(ctx, primary, standby) }); err != nil {
+			t.Fatal(err)
+		}
+		switched := time.Now()
+		l.awaitServed(t, standby.name, switched, 100)
+		l.halt()
+		l.checkNoFailures(t)
+		if n := l.served(primary.name, switched); n > 0 {
+			t.Errorf("%d connections opened after the switch reached the primary", n)
+		}
+	})
+	t.Run("kill -9", func(t *testing.T) {
+		p, primary, standby, events := tcpPair(t, Config{HealthTimeout: 200 * time.Millisecond})
+		l := startConnLoad(t, p)
+		l.awaitServed(t, primary.name, time.Time{}, 100)
+		primary.signal(t, syscall.SIGKILL)
+		_, _ = primary.cmd.Process.Wait() // dead and its sockets closed
+		killed := time.Now()
+		if reason := events.await(t, primary.name, false); !strings.Contains(reason, "connection refused") {
+			t.Errorf("unhealthy reason %q, want connection refused", reason)
+		}
+		if err := p.Switch(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		l.awaitServed(t, standby.name, time.Now(), 100)
+		l.halt()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		before, after := 0, 0
+		for _, r := range l.results {
+			switch {
+			case r.err == "":
+			case r.start.Before(killed): // open when it died, or opened while it was dying
+				before++
+			default:
+				after++
+				t.Errorf("connection opened %s after the kill failed: %s", r.start.Sub(killed), r.err)
+			}
+		}
+		t.Logf("%d connections, %d open on the primary when it was killed failed, %d opened after failed", len(l.results), before, after)
+	})
+}
+
+func TestTCPPool(t *testing.T) {
+	b1 := startBackend(t, "db-1")
+	b2 := startBackend(t, "db-2")
+	p := startProxy(t, Config{Protocol: TCP}, b1.tcpBackend())
+	if err := p.AddBackend(b2.backend()); err == nil {
+		t.Errorf("AddBackend(http://...) on a TCP proxy succeeded, want an error")
+	}
+	if err := p.AddBackend(b2.tcpBackend()); err != nil {
+		t.Fatal(err)
+	}
+	l := startConnLoad(t, p)
+	l.awaitServed(t, b1.name, time.Time{}, 50)
+	l.awaitServed(t, b2.name, time.Time{}, 50)
+	removing := time.Now()
+	if err := p.RemoveBackend(context.Background(), b1.name); err != nil {
+		t.Fatal(err)
+	}
+	b1.signal(t, syscall.SIGKILL)
+	l.awaitServed(t, b2.name, time.Now(), 100)
+	l.halt()
+	l.checkNoFailures(t)
+	if n := l.served(b1.name, removing); n > 0 {
+		t.Errorf("%d connections opened after RemoveBackend reached %s", n, b1.name)
+	}
+}
+
+// TestOnConnection: the hook hears of each accepted client connection with
+// the client's address, for HTTP and TCP proxies alike.
+func TestOnConnection(t *testing.T) {
+	for _, proto := range []Protocol{HTTP, TCP} {
+		t.Run(string(proto), func(t *testing.T) {
+			b := startBackend(t, "orders@primary")
+			be := b.backend()
+			if proto == TCP {
+				be = b.tcpBackend()
+			}
+			seen := make(chan netip.AddrPort, 4)
+			p := startProxy(t, Config{Protocol: proto, OnConnection: func(c phoenix.ComponentID, remote netip.AddrPort) {
+				if c != "orders" {
+					t.Errorf("OnConnection component = %q", c)
+				}
+				seen <- remote
+			}}, be)
+			conn, err := net.Dial("tcp", p.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			want := conn.LocalAddr().(*net.TCPAddr).AddrPort()
+			select {
+			case got := <-seen:
+				if got != want {
+					t.Errorf("OnConnection remote = %s, want the client's %s", got, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("OnConnection was not called")
+			}
+		})
+	}
+}
