@@ -104,6 +104,7 @@ const (
 	EventFailed           EventKind = "failed"            // failure confirmed
 	EventSwitched         EventKind = "switched"          // traffic moved to the replica
 	EventReleased         EventKind = "released"          // the replica was released, risk passed
+	EventFailedBack       EventKind = "failed_back"       // traffic moved back to the original primary
 	EventRiskCleared      EventKind = "risk_cleared"      // risk fell below the release threshold
 	EventError            EventKind = "error"             // a step failed; Message says which and why
 )

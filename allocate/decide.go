@@ -35,6 +35,17 @@ type Component struct {
 	Closure []phoenix.ComponentID
 	// SwitchRequested is set when an operator asked for a switch.
 	SwitchRequested bool
+	// Switched is the allocation whose replica serves the component now
+	// (after a switch), nil if the original primary serves.
+	Switched *phoenix.Allocation
+	// FailBackRequested is set when an operator asked to move traffic back
+	// to the original primary; FailedBack when the proxy did it by policy.
+	FailBackRequested, FailedBack bool
+	// Disrupted, when not empty, says that something the component needs
+	// is failing or being switched: its own risk then reflects that (calls
+	// held by a proxy look like a latency climb), so no action is taken on
+	// risk alone; confirmed failures are still acted on.
+	Disrupted string
 	// Busy is set while an earlier action on the component is still running;
 	// the decider leaves such a component alone.
 	Busy bool
@@ -59,6 +70,9 @@ const (
 	Switch Kind = "switch"
 	// Release stops the replicas of an allocation whose risk has passed.
 	Release Kind = "release"
+	// FailBack moves traffic back to the original primary and releases the
+	// replicas that served it meanwhile.
+	FailBack Kind = "failback"
 )
 
 // Action is one step of a plan, with the reason it was decided.
@@ -93,6 +107,10 @@ func decideOne(v View, c Component) []Action {
 	t := v.Thresholds
 	a := c.Allocation
 	switch {
+	case c.Switched != nil && c.FailedBack:
+		return []Action{{Kind: FailBack, Component: c.Name, Reason: "the proxy moved traffic back to the original primary by policy"}}
+	case c.Switched != nil && c.FailBackRequested && !c.Failed:
+		return []Action{{Kind: FailBack, Component: c.Name, Reason: "requested by an operator"}}
 	case c.Failed && a == nil:
 		members := append(append([]phoenix.ComponentID(nil), c.Closure...), c.Name)
 		return []Action{
@@ -109,7 +127,7 @@ func decideOne(v View, c Component) []Action {
 			{Kind: Switch, Component: c.Name, Reason: "failure confirmed: " + c.FailReason},
 		}
 	case a == nil:
-		if c.Risk.Probability >= t.Prewarm {
+		if c.Risk.Probability >= t.Prewarm && c.Disrupted == "" {
 			members := append(append([]phoenix.ComponentID(nil), c.Closure...), c.Name)
 			return []Action{{Kind: Prewarm, Component: c.Name, Members: members,
 				Reason: fmt.Sprintf("P(failure within %s) = %.2f [%.2f, %.2f] >= pre-warm threshold %.2f: %s",
@@ -129,7 +147,7 @@ func decideOne(v View, c Component) []Action {
 		// pessimistic end of what the data allows. And only when the failure
 		// is near: a standby that waits costs little, and a trend far from
 		// its limit may still turn.
-		if c.Risk.Lower >= t.Switch && c.Risk.LeadTime <= t.SwitchWithin {
+		if c.Risk.Lower >= t.Switch && c.Risk.LeadTime <= t.SwitchWithin && c.Disrupted == "" {
 			return []Action{{Kind: Switch, Component: c.Name, Preemptive: true,
 				Reason: fmt.Sprintf("pre-emptive: P(failure within %s) >= %.2f even at the lower confidence bound (%.2f), expected in %s: %s",
 					c.Risk.Horizon, t.Switch, c.Risk.Lower, c.Risk.LeadTime.Round(100*time.Millisecond), topReason(c.Risk))}}

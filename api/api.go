@@ -31,21 +31,19 @@ type EventSource interface {
 	Wait(ctx context.Context, after uint64, limit int) ([]phoenix.Event, error)
 }
 
-// GraphSource is the dependency graph as the API reads it.
-type GraphSource interface {
-	Edges() []depmap.Edge
-}
 
-// Switcher takes an operator's request to switch a component now.
+// Switcher takes an operator's requests to switch a component to its
+// replica now, or back to its original primary.
 type Switcher interface {
 	RequestSwitch(c phoenix.ComponentID, reason string) error
+	RequestFailBack(c phoenix.ComponentID, reason string) error
 }
 
 // Options are what the API serves from.
 type Options struct {
 	Status   StatusSource
 	Events   EventSource
-	Graph    GraphSource
+	Graph    depmap.Snapshotter
 	Switcher Switcher
 	// Token must be presented as "Authorization: Bearer <token>" on every
 	// /api/ call. It must not be empty.
@@ -75,8 +73,12 @@ func New(o Options) (http.Handler, error) {
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/v1/status", s.status)
 	api.HandleFunc("GET /api/v1/events", s.events)
-	api.HandleFunc("GET /api/v1/graph", s.graph)
-	api.HandleFunc("POST /api/v1/components/{name}/switch", s.switchNow)
+	if o.Graph != nil {
+		// ?format=json|dot|mermaid&component=NAME
+		api.Handle("GET /api/v1/graph", depmap.NewGraphHandler(o.Graph))
+	}
+	api.HandleFunc("POST /api/v1/components/{name}/switch", s.request("switch", Switcher.RequestSwitch))
+	api.HandleFunc("POST /api/v1/components/{name}/failback", s.request("failback", Switcher.RequestFailBack))
 	mux.Handle("/api/", RequireToken(o.Token, api))
 	return mux, nil
 }
@@ -153,35 +155,31 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, evs)
 }
 
-func (s *server) graph(w http.ResponseWriter, r *http.Request) {
-	if s.o.Graph == nil {
-		writeJSON(w, map[string]any{"edges": []depmap.Edge{}})
-		return
-	}
-	writeJSON(w, map[string]any{"edges": s.o.Graph.Edges()})
-}
-
-func (s *server) switchNow(w http.ResponseWriter, r *http.Request) {
-	name := phoenix.ComponentID(r.PathValue("name"))
-	if err := name.Validate(); err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if s.o.Switcher == nil {
-		httpError(w, http.StatusNotImplemented, "this daemon does not take switch requests")
-		return
-	}
-	if err := s.o.Switcher.RequestSwitch(name, "requested through the API"); err != nil {
-		code := http.StatusConflict
-		if errors.Is(err, control.ErrUnknownComponent) {
-			code = http.StatusNotFound
+// request serves an operator's request (switch, failback) on a component:
+// 202 once the loop has it, 409 with the reason when it cannot be done now.
+func (s *server) request(what string, do func(Switcher, phoenix.ComponentID, string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := phoenix.ComponentID(r.PathValue("name"))
+		if err := name.Validate(); err != nil {
+			httpError(w, http.StatusBadRequest, err.Error())
+			return
 		}
-		httpError(w, code, err.Error())
-		return
+		if s.o.Switcher == nil {
+			httpError(w, http.StatusNotImplemented, "this daemon does not take "+what+" requests")
+			return
+		}
+		if err := do(s.o.Switcher, name, "requested through the API"); err != nil {
+			code := http.StatusConflict
+			if errors.Is(err, control.ErrUnknownComponent) {
+				code = http.StatusNotFound
+			}
+			httpError(w, code, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		writeJSON(w, map[string]string{"status": what + " requested", "component": string(name)})
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	writeJSON(w, map[string]string{"status": "switch requested", "component": string(name)})
 }
 
 func uintParam(v string, def uint64) (uint64, error) {

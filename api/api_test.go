@@ -42,7 +42,15 @@ func (fakeStatus) Status() control.Status {
 	return control.Status{Components: []control.ComponentStatus{{Name: "orders", Active: "orders@primary", Healthy: true}}}
 }
 
-type fakeSwitcher struct{ got phoenix.ComponentID }
+type fakeSwitcher struct{ got, back phoenix.ComponentID }
+
+func (f *fakeSwitcher) RequestFailBack(c phoenix.ComponentID, reason string) error {
+	if c != "orders" {
+		return errors.New(string(c) + " is served by its original primary")
+	}
+	f.back = c
+	return nil
+}
 
 func (f *fakeSwitcher) RequestSwitch(c phoenix.ComponentID, reason string) error {
 	switch c {
@@ -111,6 +119,9 @@ func TestAPI(t *testing.T) {
 		{"switch of an unknown component", "POST", "/api/v1/components/ghost/switch", bearer, 404, "unknown component"},
 		{"switch of a bad name", "POST", "/api/v1/components/BAD!/switch", bearer, 400, "component name"},
 		{"switch with GET", "GET", "/api/v1/components/orders/switch", bearer, 405, ""},
+		{"failback needs a token", "POST", "/api/v1/components/orders/failback", "", 401, "missing"},
+		{"failback", "POST", "/api/v1/components/orders/failback", bearer, 202, "failback requested"},
+		{"failback with nothing to go back to", "POST", "/api/v1/components/gateway/failback", bearer, 409, "original primary"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,8 +137,8 @@ func TestAPI(t *testing.T) {
 			}
 		})
 	}
-	if sw.got != "orders" {
-		t.Errorf("switch request did not reach the controller")
+	if sw.got != "orders" || sw.back != "orders" {
+		t.Errorf("switch or failback request did not reach the controller")
 	}
 }
 

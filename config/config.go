@@ -30,7 +30,19 @@ type Config struct {
 	Thresholds Thresholds  `yaml:"thresholds"`
 	Traffic    Traffic     `yaml:"traffic"`
 	Secondary  Secondary   `yaml:"secondary"`
+	XDS        XDS         `yaml:"xds"`
 	Components []Component `yaml:"components"`
+}
+
+// XDS configures the xDS server that gives Envoy (or gRPC's xDS client) the
+// same routes as Phoenix's proxies, updated on every switch.
+type XDS struct {
+	// Listen is the gRPC address of the xDS server; empty disables it.
+	Listen string `yaml:"listen"`
+	// EnvoyListeners gives, per component, the address Envoy should listen
+	// on for it (e.g. "0.0.0.0:10000"); components not listed are served to
+	// gRPC clients only.
+	EnvoyListeners map[phoenix.ComponentID]string `yaml:"envoy_listeners"`
 }
 
 // API configures the daemon's HTTP API, which the CLI and dashboards use.
@@ -45,9 +57,14 @@ type API struct {
 
 // Receivers configures the telemetry receivers other programs push to.
 type Receivers struct {
-	// OTLPHTTP is the OTLP/HTTP receiver for spans (POST /v1/traces). It
-	// requires the API token as a bearer token.
+	// OTLPHTTP is the HTTP listener for pushed telemetry: OTLP spans
+	// (POST /v1/traces) and metrics (POST /v1/metrics), Prometheus
+	// remote-write (POST /api/v1/write) and Zipkin v2 spans (POST
+	// /api/v2/spans). It requires the API token as a bearer token.
 	OTLPHTTP Listener `yaml:"otlp_http"`
+	// OTLPGRPC is the OTLP/gRPC listener (traces and metrics), with the
+	// same token; empty (the default) disables it.
+	OTLPGRPC Listener `yaml:"otlp_grpc"`
 }
 
 // Listener is one listening socket.
@@ -64,6 +81,53 @@ type Telemetry struct {
 	Retention Duration `yaml:"retention"`
 	// Metrics names the metric behind each standard signal.
 	Metrics SignalMetrics `yaml:"metrics"`
+	// SeriesLimit bounds the series one scraped target may expose (0: the
+	// default 50,000; negative: no limit).
+	SeriesLimit int `yaml:"series_limit"`
+	// Store keeps every sample in an embedded Prometheus TSDB with a
+	// write-ahead log under <state_dir>/tsdb.
+	Store Store `yaml:"store"`
+	// Mapping says which labels of pushed series name their component.
+	Mapping Mapping `yaml:"mapping"`
+	// Limits protect the receivers from a flood.
+	Limits IngestLimits `yaml:"limits"`
+	// Source, if its URL is set, reads the components' signals from an
+	// existing Prometheus (or Mimir, Thanos) query API instead of scraping
+	// them.
+	Source Source `yaml:"source"`
+}
+
+// Store configures the embedded time-series store.
+type Store struct {
+	Retention      Duration `yaml:"retention"`       // default 15d
+	WALCompression bool     `yaml:"wal_compression"` // snappy in the WAL: less disk, more CPU
+}
+
+// Mapping configures how pushed series are mapped to components.
+type Mapping struct {
+	// ComponentLabels are tried in order; default component, service, job.
+	ComponentLabels []string `yaml:"component_labels"`
+	// EnvironmentLabel names the environment; default "environment".
+	EnvironmentLabel string `yaml:"environment_label"`
+}
+
+// IngestLimits bound what a tenant may push (0 means the default).
+type IngestLimits struct {
+	MaxSeriesPerTenant int     `yaml:"max_series_per_tenant"` // default 500,000; negative: none
+	SamplesPerSecond   float64 `yaml:"samples_per_second"`    // default 0: no rate limit
+	Burst              int     `yaml:"burst"`                 // default 10 x the rate
+}
+
+// Source is an external Prometheus-compatible query API.
+type Source struct {
+	URL string `yaml:"url"`
+	// ComponentLabel names the component in its series; default
+	// "component".
+	ComponentLabel string   `yaml:"component_label"`
+	Interval       Duration `yaml:"interval"` // default 15s
+	Timeout        Duration `yaml:"timeout"`  // default 10s
+	// Headers are sent with every query (e.g. X-Scope-OrgID for Mimir).
+	Headers map[string]string `yaml:"headers"`
 }
 
 // SignalMetrics names, for each standard signal, the Prometheus metric it is
@@ -116,6 +180,45 @@ type Traffic struct {
 	HoldTimeout Duration `yaml:"hold_timeout"`
 	// DrainTimeout bounds how long a switch waits for in-flight requests.
 	DrainTimeout Duration `yaml:"drain_timeout"`
+	// Confirm says which signals must agree before a failure is confirmed.
+	Confirm Confirm `yaml:"confirm"`
+	// Outlier ejects a backend of a pool that fails requests (passive).
+	Outlier Outlier `yaml:"outlier"`
+	// Failback keeps the old route after a switch so traffic can move back.
+	Failback Failback `yaml:"failback"`
+}
+
+// Confirm configures failure confirmation: a failure is confirmed when at
+// least MinSignals of these agree: health checks failing, Errors requests
+// failed in a row, telemetry silent for Silence, predicted risk >= Risk.
+type Confirm struct {
+	MinSignals int      `yaml:"min_signals"` // default 2
+	Errors     int      `yaml:"errors"`      // default 3
+	Silence    Duration `yaml:"silence"`     // default 3 x telemetry.scrape_interval
+	Risk       float64  `yaml:"risk"`        // default 0.5
+}
+
+// Outlier configures passive outlier detection (0 means the default).
+type Outlier struct {
+	Disabled          bool     `yaml:"disabled"`
+	ConsecutiveErrors int      `yaml:"consecutive_errors"`  // default 5
+	ErrorRate         float64  `yaml:"error_rate"`          // default 0.5
+	MinRequests       int      `yaml:"min_requests"`        // default 20
+	Interval          Duration `yaml:"interval"`            // default 10s
+	EjectionTime      Duration `yaml:"ejection_time"`       // default 30s
+	MaxEjectionTime   Duration `yaml:"max_ejection_time"`   // default 5m
+	MaxEjectedPercent int      `yaml:"max_ejected_percent"` // default 50
+}
+
+// Failback configures the way back after a switch.
+type Failback struct {
+	// Enabled keeps the old route as a fallback, for "phoenix failback".
+	Enabled bool `yaml:"enabled"`
+	// Auto moves traffic back by itself once the old route has been
+	// healthy for HealthyFor and the new one has served for MinDwell.
+	Auto       bool     `yaml:"auto"`
+	HealthyFor Duration `yaml:"healthy_for"` // default 30s
+	MinDwell   Duration `yaml:"min_dwell"`   // default 2m
 }
 
 // Secondary configures the environment replicas are built in.
@@ -186,6 +289,9 @@ type Component struct {
 	// Proxy is the listen address of the proxy Phoenix puts in front of the
 	// component. Clients of the component must call this address.
 	Proxy string `yaml:"proxy"`
+	// Protocol is what the proxy speaks: http (the default) or tcp (any
+	// other TCP protocol; health checks are then TCP connects).
+	Protocol string `yaml:"protocol"`
 	// HealthPath is probed on every instance; 2xx means healthy.
 	HealthPath string  `yaml:"health_path"`
 	Primary    Primary `yaml:"primary"`
@@ -242,6 +348,33 @@ type State struct {
 	// Headers are sent with the promote request; values may be
 	// "env:NAME" to read them from the daemon's environment.
 	Headers map[string]string `yaml:"headers"`
+	// Hooks are the owner's commands: pre/post around a copy (to quiesce
+	// the component), and, for method "hook", the command that replicates.
+	Hooks Hooks `yaml:"hooks"`
+	// Throttle caps replication's read rate, bytes per second (0: none),
+	// so that replication never starves the component it saves.
+	Throttle ByteSize `yaml:"throttle"`
+	// MaxPasses bounds the passes a snapshot makes to get a consistent
+	// copy without a quiesce hook (default 5).
+	MaxPasses int `yaml:"max_passes"`
+	// Agent, if its Source is set, reads the primary's data through a
+	// "phoenix agent" running next to it instead of from a local path.
+	Agent StateAgent `yaml:"agent"`
+}
+
+// Hooks are argv lists; {src}, {dst} and {mode} are replaced.
+type Hooks struct {
+	Pre     []string          `yaml:"pre"`
+	Command []string          `yaml:"command"`
+	Post    []string          `yaml:"post"`
+	Env     map[string]string `yaml:"env"`
+	Timeout Duration          `yaml:"timeout"` // default 5m
+}
+
+// StateAgent locates the agent serving the primary's data.
+type StateAgent struct {
+	Source    string `yaml:"source"`     // e.g. https://10.0.0.5:7071
+	TokenFile string `yaml:"token_file"` // the agents' bearer token
 }
 
 // Replication methods.
@@ -249,6 +382,7 @@ const (
 	StateNone        = "none"
 	StateSnapshot    = "snapshot"
 	StateIncremental = "incremental"
+	StateHook        = "hook"
 )
 
 // Default returns the configuration every file is decoded over.
@@ -375,6 +509,9 @@ func (c *Config) applyDefaults() {
 		if comp.State.Method == "" {
 			comp.State.Method = StateNone
 		}
+		if comp.Protocol == "" {
+			comp.Protocol = "http"
+		}
 	}
 }
 
@@ -408,6 +545,7 @@ func (c *Config) resolvePaths(base string) {
 	}
 	for i := range c.Components {
 		c.Components[i].State.Dir = abs(c.Components[i].State.Dir)
+		c.Components[i].State.Agent.TokenFile = abs(c.Components[i].State.Agent.TokenFile)
 	}
 }
 
@@ -491,6 +629,20 @@ func (c *Config) Validate() error {
 		bad("traffic.unhealthy_after", "%d: write how many failed health checks in a row confirm a failure, 1 or more (default 3)", c.Traffic.UnhealthyAfter)
 	}
 
+	checkAddr("receivers.otlp_grpc.listen", c.Receivers.OTLPGRPC.Listen, true)
+	checkAddr("xds.listen", c.XDS.Listen, true)
+	for name, addr := range c.XDS.EnvoyListeners {
+		checkAddr("xds.envoy_listeners."+string(name), addr, false)
+	}
+	if c.Telemetry.Source.URL != "" {
+		checkURL(bad, "telemetry.source.url", c.Telemetry.Source.URL, false)
+	}
+	if cf := c.Traffic.Confirm; cf.MinSignals < 0 || cf.Errors < 0 || cf.Silence < 0 || cf.Risk < 0 || cf.Risk > 1 {
+		bad("traffic.confirm", "counts and durations must not be negative, risk must be within 0..1")
+	}
+	if o := c.Traffic.Outlier; o.ErrorRate < 0 || o.ErrorRate > 1 || o.MaxEjectedPercent < 0 || o.MaxEjectedPercent > 100 {
+		bad("traffic.outlier", "error_rate must be within 0..1 and max_ejected_percent within 0..100")
+	}
 	switch c.Secondary.Provider {
 	case "process":
 	case "docker":
@@ -551,11 +703,28 @@ func (c *Config) validateComponents(bad func(field, format string, args ...any),
 		if len(comp.Replica.Command) == 0 {
 			bad(f("replica.command"), "empty: write the argv that starts the component, using {addr} and {data_dir}, e.g. [\"/usr/bin/orders\", \"--listen\", \"{addr}\"]")
 		}
+		switch comp.Protocol {
+		case "http", "tcp":
+		default:
+			bad(f("protocol"), "%q: write http or tcp", comp.Protocol)
+		}
 		switch comp.State.Method {
 		case StateNone:
-		case StateSnapshot, StateIncremental:
-			if comp.State.Dir == "" {
-				bad(f("state.dir"), "method %q needs the primary's data directory", comp.State.Method)
+		case StateSnapshot, StateIncremental, StateHook:
+			if comp.State.Dir == "" && comp.State.Agent.Source == "" {
+				bad(f("state.dir"), "method %q needs the primary's data directory (or state.agent.source)", comp.State.Method)
+			}
+			if comp.State.Method == StateHook && len(comp.State.Hooks.Command) == 0 {
+				bad(f("state.hooks.command"), "method hook needs the command that replicates, e.g. [\"pg_basebackup\", \"-D\", \"{dst}\"]")
+			}
+			if comp.State.Agent.Source != "" {
+				checkURL(bad, f("state.agent.source"), comp.State.Agent.Source, false)
+				if comp.State.Agent.TokenFile == "" {
+					bad(f("state.agent.token_file"), "an agent needs the file holding its bearer token")
+				}
+			}
+			if comp.State.Throttle < 0 || comp.State.MaxPasses < 0 {
+				bad(f("state"), "throttle and max_passes must not be negative")
 			}
 			if comp.State.Promote != "" {
 				if _, _, err := ParseRequestLine(comp.State.Promote); err != nil {
@@ -563,7 +732,7 @@ func (c *Config) validateComponents(bad func(field, format string, args ...any),
 				}
 			}
 		default:
-			bad(f("state.method"), "%q is not a method; write none, snapshot or incremental", comp.State.Method)
+			bad(f("state.method"), "%q is not a method; write none, snapshot, incremental or hook", comp.State.Method)
 		}
 	}
 	for i, comp := range c.Components {

@@ -30,7 +30,7 @@ func TestBadConfigs(t *testing.T) {
 			`components[0] (Orders!).proxy: "localhost" is not host:port`,
 			`components[0] (Orders!).primary.url: "ftp://x" is not an http(s) URL`,
 			`components[0] (Orders!).replica.command: empty`,
-			`components[0] (Orders!).state.method: "rsync" is not a method; write none, snapshot or incremental`,
+			`components[0] (Orders!).state.method: "rsync" is not a method; write none, snapshot, incremental or hook`,
 			`depends_on[0]: "ghost" is not a listed component`,
 		}},
 		{"no-components.yaml", []string{"components: no component to protect"}},

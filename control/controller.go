@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +50,16 @@ type Deps struct {
 	Risks    RiskSource
 	Graph    Closer
 	Targets  Targeter
+	// Silence says how long a component's telemetry has been silent (no
+	// successful scrape); nil or zero means unknown. It is one of the
+	// signals that confirm a failure.
+	Silence func(c phoenix.ComponentID, now time.Time) time.Duration
+	// OnRoute is told of every change of the backends serving a component
+	// (the xDS server uses it).
+	OnRoute func(traffic.RouteChange)
+	// OnConnection is told of every client connection a proxy accepts
+	// (passive dependency discovery).
+	OnConnection func(c phoenix.ComponentID, remote netip.AddrPort)
 	// Executable replaces {phoenix} in replica commands.
 	Executable string
 	Logger     *slog.Logger
@@ -73,6 +85,7 @@ type Controller struct {
 	order   []phoenix.ComponentID
 	wake    chan struct{}
 	metrics *metrics
+	confirm traffic.Confirmation
 
 	mu      sync.Mutex
 	comps   map[phoenix.ComponentID]*compState
@@ -96,6 +109,15 @@ type compState struct {
 	busy       bool
 	// switchRequested is an operator's pending request to switch now.
 	switchRequested bool
+	// switched is the allocation whose replica serves now, nil while the
+	// configured primary does.
+	switched *phoenix.Allocation
+	// failBackRequested is an operator's pending request to fail back;
+	// failedBack says the proxy did it by policy.
+	failBackRequested, failedBack bool
+	// disrupted is when the component last failed or had its traffic
+	// moved: its dependents' signals are suspect for a while after.
+	disrupted time.Time
 }
 
 type endpoint struct {
@@ -138,6 +160,19 @@ func New(d Deps) (*Controller, error) {
 		streams: map[string]*runningStream{},
 		metrics: newMetrics(d.Registerer),
 	}
+	cf := d.Config.Traffic.Confirm
+	silence := cf.Silence.D()
+	if silence == 0 {
+		// Three missed scrapes: long enough not to mistake one slow scrape
+		// for silence, short enough to keep the RTO of a crash in seconds.
+		silence = 3 * d.Config.Telemetry.ScrapeInterval.D()
+	}
+	// The pre-emptive path belongs to the allocator (it also weighs the lead
+	// time); confirmation here is about failures that have happened.
+	c.confirm = traffic.Confirmation{MinSignals: cf.MinSignals, Errors: cf.Errors, Silence: silence, Risk: cf.Risk, Preemptive: 2}.WithDefaults()
+	if err := c.confirm.Validate(); err != nil {
+		return nil, fmt.Errorf("traffic.confirm: %w", err)
+	}
 	allocs, err := d.Store.Allocations()
 	if err != nil {
 		return nil, err
@@ -177,6 +212,7 @@ func (c *Controller) restore(st *compState, allocs []phoenix.Allocation) {
 			m := a.Members[len(a.Members)-1]
 			st.primary = endpoint{URL: m.URL, Metrics: m.URL + "/metrics", DataDir: m.DataDir, Env: phoenix.Secondary, Name: m.InstanceID}
 			st.open = nil
+			st.switched = &a
 		case !a.Phase.Done():
 			st.open = &a
 		}
@@ -189,8 +225,11 @@ func (c *Controller) newProxy(st *compState) error {
 		return fmt.Errorf("component %s: primary url: %w", st.conf.Name, err)
 	}
 	name := st.conf.Name
+	t := c.cfg.Traffic
+	o := t.Outlier
 	p, err := traffic.New(traffic.Config{
 		Component:      name,
+		Protocol:       traffic.Protocol(st.conf.Protocol),
 		Listen:         st.conf.Proxy,
 		HealthPath:     st.conf.HealthPath,
 		HealthInterval: c.cfg.Traffic.HealthInterval.D(),
@@ -198,11 +237,26 @@ func (c *Controller) newProxy(st *compState) error {
 		UnhealthyAfter: c.cfg.Traffic.UnhealthyAfter,
 		HoldTimeout:    c.cfg.Traffic.HoldTimeout.D(),
 		DrainTimeout:   c.cfg.Traffic.DrainTimeout.D(),
-		Logger:         c.log.With("proxy", string(name)),
-		Registerer:     c.deps.Registerer,
+		Outlier: traffic.OutlierConfig{Disabled: o.Disabled, ConsecutiveErrors: o.ConsecutiveErrors, ErrorRate: o.ErrorRate,
+			MinRequests: o.MinRequests, Interval: o.Interval.D(), EjectionTime: o.EjectionTime.D(),
+			MaxEjectionTime: o.MaxEjectionTime.D(), MaxEjectedPercent: o.MaxEjectedPercent},
+		FailBack: traffic.FailbackPolicy{Enabled: t.Failback.Enabled, Auto: t.Failback.Auto,
+			HealthyFor: t.Failback.HealthyFor.D(), MinDwell: t.Failback.MinDwell.D()},
+		FailBackPrepare: func(ctx context.Context) error { return c.failBackPrepare(ctx, name) },
+		Logger:          c.log.With("proxy", string(name)),
+		Registerer:      c.deps.Registerer,
 		OnHealth: func(b traffic.Backend, healthy bool, reason string) {
 			c.log.Info("health changed", "component", name, "backend", b.Name, "healthy", healthy, "reason", reason)
 			c.poke()
+		},
+		OnConnection: c.deps.OnConnection,
+		OnRoute: func(rc traffic.RouteChange) {
+			if c.deps.OnRoute != nil {
+				c.deps.OnRoute(rc)
+			}
+			if rc.Cause == "failback" {
+				c.failedBack(name)
+			}
 		},
 	}, traffic.Backend{Name: st.primary.Name, URL: u})
 	if err != nil {
@@ -284,9 +338,13 @@ func (c *Controller) step(ctx context.Context, wg *sync.WaitGroup) {
 		Release: c.cfg.Thresholds.Release, ReleaseAfter: c.cfg.Thresholds.ReleaseAfter.D(),
 	}}
 	var events []phoenix.Event
+	closures := make(map[phoenix.ComponentID][]phoenix.ComponentID, len(c.order))
+	for _, name := range c.order {
+		closures[name] = c.closure(name)
+	}
 	for _, name := range c.order {
 		risk := c.deps.Risks.Risk(name, now)
-		failed, reason := c.activeFailed(name)
+		failed, reason := c.activeFailed(name, risk, now)
 		c.mu.Lock()
 		st := c.comps[name]
 		events = append(events, c.observe(st, risk, failed, reason, now)...)
@@ -298,7 +356,8 @@ func (c *Controller) step(ctx context.Context, wg *sync.WaitGroup) {
 		view.Components = append(view.Components, allocate.Component{
 			Name: name, Risk: risk, Allocation: open, QuietSince: st.quietSince,
 			Failed: st.failed, FailReason: st.failReason, Busy: st.busy, SwitchRequested: st.switchRequested,
-			Closure: c.closure(name),
+			Switched: st.switched, FailBackRequested: st.failBackRequested, FailedBack: st.failedBack,
+			Closure: closures[name], Disrupted: c.disruptedLocked(closures[name], now),
 		})
 		c.mu.Unlock()
 		c.metrics.risk.WithLabelValues(string(name)).Set(risk.Probability)
@@ -373,6 +432,8 @@ func (c *Controller) execute(ctx context.Context, a allocate.Action) error {
 		return c.switchover(ctx, a)
 	case allocate.Release:
 		return c.release(ctx, a)
+	case allocate.FailBack:
+		return c.failBack(ctx, a)
 	}
 	return fmt.Errorf("unknown action %q", a.Kind)
 }
@@ -395,6 +456,9 @@ func (c *Controller) observe(st *compState, risk phoenix.Risk, failed bool, reas
 	} else {
 		st.quietSince = time.Time{}
 	}
+	if failed {
+		st.disrupted = now
+	}
 	if failed && !st.failed {
 		evs = append(evs, phoenix.Event{Kind: phoenix.EventFailed, Component: st.conf.Name,
 			Message: fmt.Sprintf("failure of %s confirmed: %s", st.primary.Name, reason)})
@@ -403,14 +467,39 @@ func (c *Controller) observe(st *compState, risk phoenix.Risk, failed bool, reas
 	return evs
 }
 
-// activeFailed reports whether the component's active backend is confirmed
-// down by the proxy's health checks.
-func (c *Controller) activeFailed(name phoenix.ComponentID) (bool, string) {
+// disruptedLocked says which member of a closure failed or had its traffic
+// moved within the prediction horizon, if any. Called with c.mu held.
+func (c *Controller) disruptedLocked(closure []phoenix.ComponentID, now time.Time) string {
+	for _, d := range closure {
+		if st, ok := c.comps[d]; ok && !st.disrupted.IsZero() && now.Sub(st.disrupted) < c.cfg.Predict.Horizon.D() {
+			return fmt.Sprintf("%s failed or switched %s ago", d, now.Sub(st.disrupted).Round(time.Second))
+		}
+	}
+	return ""
+}
+
+// activeFailed reports whether the failure of the component's active
+// backends is confirmed: enough independent signals agree (health checks,
+// failed requests, telemetry silence, predicted risk). One signal alone, a
+// health check timing out on a starved machine say, is not enough.
+func (c *Controller) activeFailed(name phoenix.ComponentID, risk phoenix.Risk, now time.Time) (bool, string) {
 	s := c.proxies[name].Status()
-	if s.Active.Healthy || s.Switching {
+	if s.Switching {
 		return false, ""
 	}
-	return true, fmt.Sprintf("%d health checks failed in a row (%s)", s.Active.ConsecutiveFailures, s.Active.LastError)
+	var silence time.Duration
+	if c.deps.Silence != nil {
+		silence = c.deps.Silence(name, now)
+	}
+	v := c.confirm.Confirm(s.Evidence(silence, risk.Probability))
+	if !v.Confirmed {
+		return false, ""
+	}
+	reason := strings.Join(v.Signals, ", ")
+	if s.Active.LastError != "" {
+		reason += " (" + s.Active.LastError + ")"
+	}
+	return true, reason
 }
 
 // closure is what a component needs: the live graph's closure, plus the

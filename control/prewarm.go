@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -163,7 +164,7 @@ func (c *Controller) prewarmMember(ctx context.Context, a *phoenix.Allocation, i
 			Fields:  map[string]string{"allocation": a.ID, "instance": m.InstanceID}})
 	}
 	if conf.State.Method != config.StateNone {
-		if err := c.copyState(ctx, a, m, fresh); err != nil {
+		if err := c.copyState(ctx, a, m, conf, fresh); err != nil {
 			return err
 		}
 	}
@@ -171,7 +172,7 @@ func (c *Controller) prewarmMember(ctx context.Context, a *phoenix.Allocation, i
 		return err
 	}
 	if conf.State.Method == config.StateIncremental {
-		if err := c.startStream(m.InstanceID, c.stateSource(m.Component), m.DataDir); err != nil {
+		if err := c.startStream(*m, conf); err != nil {
 			return err
 		}
 	}
@@ -186,22 +187,57 @@ func (c *Controller) prewarmMember(ctx context.Context, a *phoenix.Allocation, i
 }
 
 // copyState makes the member's data directory a copy of its component's
-// primary's: a full, verified snapshot for a fresh instance, an incremental
-// round for a resumed one.
-func (c *Controller) copyState(ctx context.Context, a *phoenix.Allocation, m *phoenix.Member, fresh bool) error {
-	src := c.stateSource(m.Component)
-	copyFn, what := replicate.Sync, "incremental catch-up"
-	if fresh {
-		copyFn, what = replicate.Snapshot, "snapshot"
-	}
-	stats, err := copyFn(ctx, src, m.DataDir)
+// primary's, by the component's method: a full, verified copy for a fresh
+// instance, an incremental round for a resumed one.
+func (c *Controller) copyState(ctx context.Context, a *phoenix.Allocation, m *phoenix.Member, conf config.Component, fresh bool) error {
+	method, err := c.method(*m, conf, true)
 	if err != nil {
-		return fmt.Errorf("%s of %s to %s: %w", what, src, m.InstanceID, err)
+		return err
+	}
+	copyFn, what := method.Incremental, "incremental catch-up"
+	if fresh {
+		copyFn, what = method.Full, "full copy"
+	}
+	stats, err := copyFn(ctx)
+	if err != nil {
+		return fmt.Errorf("%s of %s state to %s: %w", what, m.Component, m.InstanceID, err)
 	}
 	c.event(phoenix.Event{Kind: phoenix.EventSnapshot, Component: a.Component,
-		Message: fmt.Sprintf("%s of %s state: %d files, %d bytes written in %s", what, m.Component, stats.Files, stats.Bytes, stats.Duration.Round(time.Millisecond)),
+		Message: fmt.Sprintf("%s of %s state (%s): %d files, %d bytes written in %s", what, m.Component, conf.State.Method, stats.Files, stats.Bytes, stats.Duration.Round(time.Millisecond)),
 		Fields:  map[string]string{"allocation": a.ID, "instance": m.InstanceID}})
 	return nil
+}
+
+// method builds the replication method the component's config asks for,
+// from its current primary (or the agent next to it) into the member's
+// data directory. throttled applies state.throttle: the final catch-up of a
+// switch runs unthrottled, since requests are held while it runs.
+func (c *Controller) method(m phoenix.Member, conf config.Component, throttled bool) (replicate.Method, error) {
+	st := conf.State
+	src := replicate.Endpoint{Dir: c.stateSource(m.Component)}
+	var token string
+	if st.Agent.Source != "" {
+		src = replicate.Endpoint{Agent: st.Agent.Source}
+		b, err := os.ReadFile(st.Agent.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("state.agent.token_file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	env := make([]string, 0, len(st.Hooks.Env))
+	for k, v := range st.Hooks.Env {
+		env = append(env, k+"="+v)
+	}
+	var throttle int64
+	if throttled {
+		throttle = int64(st.Throttle)
+	}
+	return replicate.NewMethod(replicate.MethodConfig{
+		Kind: st.Method, Src: src, Dst: replicate.Endpoint{Dir: m.DataDir},
+		Hooks:    replicate.Hooks{Pre: st.Hooks.Pre, Command: st.Hooks.Command, Post: st.Hooks.Post, Env: env, Timeout: st.Hooks.Timeout.D()},
+		Throttle: throttle, MaxPasses: st.MaxPasses, Token: token,
+		Logger: c.log.With("replicate", m.InstanceID),
+	})
 }
 
 // stateSource is the data directory of the component's current primary.

@@ -3,38 +3,48 @@ package control
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"net/url"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/phoenixsre/phoenix"
+	"github.com/phoenixsre/phoenix/config"
 	"github.com/phoenixsre/phoenix/replicate"
 	"github.com/phoenixsre/phoenix/traffic"
 )
 
-// startStream starts continuous incremental replication into an instance's
-// data directory, unless it already runs.
-func (c *Controller) startStream(id, src, dst string) error {
+// startStream starts continuous replication into a member's data
+// directory, unless it already runs.
+func (c *Controller) startStream(m phoenix.Member, conf config.Component) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.streams[id]; ok {
+	_, running := c.streams[m.InstanceID]
+	c.mu.Unlock()
+	if running {
 		return nil
 	}
+	method, err := c.method(m, conf, true)
+	if err != nil {
+		return err
+	}
 	s, err := replicate.NewStream(replicate.StreamConfig{
-		Name: id, Src: src, Dst: dst,
-		Logger: c.log.With("stream", id), Now: c.now,
+		Name: m.InstanceID, Method: method, Registerer: c.deps.Registerer,
+		Logger: c.log.With("stream", m.InstanceID), Now: c.now,
 	})
 	if err != nil {
-		return fmt.Errorf("replication into %s: %w", id, err)
+		return fmt.Errorf("replication into %s: %w", m.InstanceID, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runningStream{s: s, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		if err := s.Run(ctx); err != nil && ctx.Err() == nil {
-			c.log.Warn("replication stream stopped", "stream", id, "err", err)
+			c.log.Warn("replication stream stopped", "stream", m.InstanceID, "err", err)
 		}
 	}()
-	c.streams[id] = r
+	c.mu.Lock()
+	c.streams[m.InstanceID] = r
+	c.mu.Unlock()
 	return nil
 }
 
@@ -60,6 +70,34 @@ func (c *Controller) stopStreams() {
 	for _, id := range ids {
 		c.stopStream(id)
 	}
+}
+
+// ListenAddrs gives the address every instance Phoenix knows listens on:
+// each component's current primary and the replicas of its allocations.
+// Passive discovery uses it to tell which process is which component.
+func (c *Controller) ListenAddrs() map[netip.AddrPort]phoenix.ComponentID {
+	out := map[netip.AddrPort]phoenix.ComponentID{}
+	add := func(raw string, comp phoenix.ComponentID) {
+		if u, err := url.Parse(raw); err == nil {
+			if ap, err := netip.ParseAddrPort(u.Host); err == nil {
+				out[ap] = comp
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, st := range c.comps {
+		add(st.primary.URL, name)
+		for _, a := range []*phoenix.Allocation{st.open, st.switched} {
+			if a == nil {
+				continue
+			}
+			for _, m := range a.Members {
+				add(m.URL, m.Component)
+			}
+		}
+	}
+	return out
 }
 
 // Status is a snapshot of what the controller knows, for the API.

@@ -38,6 +38,9 @@ func (c *Controller) switchover(ctx context.Context, act allocate.Action) error 
 	if a == nil || (a.Phase != phoenix.PhasePrewarmed && a.Phase != phoenix.PhaseSwitching) {
 		return errors.New("switch: no replica is ready")
 	}
+	c.mu.Lock()
+	st.disrupted = c.now()
+	c.mu.Unlock()
 	if a.Phase != phoenix.PhaseSwitching {
 		a.Phase = phoenix.PhaseSwitching
 		if err := c.save(a); err != nil {
@@ -64,8 +67,11 @@ func (c *Controller) switchover(ctx context.Context, act allocate.Action) error 
 			return c.promote(ctx, m.URL, conf.State)
 		}
 		c.stopStream(m.InstanceID)
-		var err error
-		if caught, err = replicate.Sync(ctx, from.DataDir, m.DataDir); err != nil {
+		method, err := c.method(m, conf, false)
+		if err != nil {
+			return err
+		}
+		if caught, err = method.Incremental(ctx); err != nil {
 			return fmt.Errorf("final catch-up: %w", err)
 		}
 		return c.promote(ctx, m.URL, conf.State)
@@ -82,7 +88,7 @@ func (c *Controller) switchover(ctx context.Context, act allocate.Action) error 
 		}
 		err = fmt.Errorf("switch to %s: %w", m.InstanceID, err)
 		if conf.State.Method == config.StateIncremental {
-			err = errors.Join(err, c.startStream(m.InstanceID, from.DataDir, m.DataDir))
+			err = errors.Join(err, c.startStream(m, conf))
 		}
 		return err
 	}
@@ -96,6 +102,9 @@ func (c *Controller) switchover(ctx context.Context, act allocate.Action) error 
 	st.primary = endpoint{URL: m.URL, Metrics: m.URL + "/metrics", DataDir: m.DataDir, Env: phoenix.Secondary, Name: m.InstanceID}
 	st.failed, st.failReason = false, ""
 	st.switchRequested = false
+	sw := *a
+	st.switched = &sw
+	st.disrupted = c.now()
 	c.mu.Unlock()
 	c.setTargets()
 	c.deps.Risks.Reset(act.Component)

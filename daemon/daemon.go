@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +20,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/phoenixsre/phoenix"
 	"github.com/phoenixsre/phoenix/api"
@@ -30,6 +36,7 @@ import (
 	"github.com/phoenixsre/phoenix/provider/process"
 	"github.com/phoenixsre/phoenix/store"
 	"github.com/phoenixsre/phoenix/telemetry"
+	"github.com/phoenixsre/phoenix/traffic/xds"
 )
 
 // Options are what a Daemon needs beside its config.
@@ -53,18 +60,20 @@ type Options struct {
 // from one config. Listeners are bound by New, so their addresses are known
 // (and a port conflict reported) before Run.
 type Daemon struct {
-	cfg     config.Config
-	log     *slog.Logger
-	store   *store.Store
-	token   string
-	scraper *telemetry.Scraper
-	engine  *predict.Engine
-	graph   *depmap.Graph
-	ctrl    *control.Controller
+	cfg    config.Config
+	log    *slog.Logger
+	store  *store.Store
+	token  string
+	tel    *collector
+	engine *predict.Engine
+	graph  *depmap.Graph
+	ctrl   *control.Controller
+	xds    *xds.Server // nil unless xds.listen is set
+	obs    *depmap.Observer
 
-	apiLn, otlpLn net.Listener
-	apiSrv        *http.Server
-	otlpSrv       *http.Server
+	apiLn, otlpLn, grpcLn net.Listener
+	apiSrv, otlpSrv       *http.Server
+	grpcSrv               *grpc.Server
 }
 
 // New builds a daemon from a validated config. ctx bounds the start-up work
@@ -119,20 +128,17 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Daemon, err erro
 			}
 		}
 	}
-	history := telemetry.NewHistory(cfg.Telemetry.Retention.D(), 0)
-	m := cfg.Telemetry.Metrics
-	d.scraper = telemetry.NewScraper(telemetry.Config{
-		Interval: cfg.Telemetry.ScrapeInterval.D(),
-		Timeout:  cfg.Telemetry.ScrapeTimeout.D(),
-		Signals: telemetry.SignalMap{Memory: m.Memory, CPU: m.CPU, Disk: m.Disk, Latency: m.Latency,
-			Requests: m.Requests, Errors: m.Errors},
-		Logger:     log.With("part", "telemetry"),
-		Registerer: reg,
-		Now:        o.Now,
-		OnSample: func(s telemetry.Sample) {
-			d.engine.Observe(s.Target.Component, s.Time, s.Values)
-		},
-	}, history)
+	if d.tel, err = newCollector(cfg, log, reg, o.Now, func(s telemetry.Sample) {
+		d.engine.Observe(s.Target.Component, s.Time, s.Values)
+	}); err != nil {
+		return nil, err
+	}
+	if cfg.XDS.Listen != "" {
+		if d.xds, err = xds.New(xds.Config{Listen: cfg.XDS.Listen, EnvoyListeners: cfg.XDS.EnvoyListeners,
+			Logger: log.With("part", "xds"), Registerer: reg}); err != nil {
+			return nil, fmt.Errorf("xds: %w", err)
+		}
+	}
 
 	prov, exe := o.Provider, o.Executable
 	if prov == nil {
@@ -140,10 +146,30 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Daemon, err erro
 			return nil, err
 		}
 	}
-	d.ctrl, err = control.New(control.Deps{
-		Config: cfg, Store: d.store, Provider: prov, Risks: d.engine, Graph: d.graph, Targets: d.scraper,
-		Executable: exe, Logger: log.With("part", "control"), Registerer: reg, Now: o.Now,
-	})
+	deps := control.Deps{
+		Config: cfg, Store: d.store, Provider: prov, Risks: d.engine, Graph: d.graph, Targets: d.tel.targeter(),
+		Silence: d.tel.silence, Executable: exe, Logger: log.With("part", "control"), Registerer: reg, Now: o.Now,
+	}
+	if d.xds != nil {
+		deps.OnRoute = d.xds.Update
+	}
+	// Passive discovery: each connection a proxy accepts is resolved to the
+	// component whose process holds the client socket (on this host), and
+	// becomes an edge even if that component sends no spans.
+	pids, err := depmap.NewListenerPIDs(func() map[netip.AddrPort]phoenix.ComponentID { return d.ctrl.ListenAddrs() }, "", 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	resolver, err := depmap.NewProcResolver(pids, "")
+	if err != nil {
+		return nil, err
+	}
+	if d.obs, err = depmap.NewObserver(depmap.ObserverOptions{Graph: d.graph, Resolver: resolver,
+		Logger: log.With("part", "discovery"), Registerer: reg}); err != nil {
+		return nil, err
+	}
+	deps.OnConnection = func(c phoenix.ComponentID, remote netip.AddrPort) { d.obs.Observe(c, remote) }
+	d.ctrl, err = control.New(deps)
 	if err != nil {
 		return nil, err
 	}
@@ -157,15 +183,54 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Daemon, err erro
 		return nil, fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
 	}
 	d.apiSrv = &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second}
-	if cfg.Receivers.OTLPHTTP.Listen != "" {
-		if d.otlpLn, err = net.Listen("tcp", cfg.Receivers.OTLPHTTP.Listen); err != nil {
-			return nil, fmt.Errorf("receivers.otlp_http.listen %s: %w", cfg.Receivers.OTLPHTTP.Listen, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/v1/traces", api.RequireToken(d.token, depmap.NewOTLPHandler(d.graph, depmap.HandlerOptions{Logger: log.With("part", "otlp")})))
-		d.otlpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := d.listenReceivers(); err != nil {
+		return nil, err
 	}
 	return d, nil
+}
+
+// listenReceivers binds the listeners other programs push telemetry to:
+// OTLP over HTTP (spans and metrics), Prometheus remote-write, and OTLP over
+// gRPC. All need the daemon's token.
+func (d *Daemon) listenReceivers() error {
+	var err error
+	r := d.cfg.Receivers
+	if r.OTLPHTTP.Listen != "" {
+		if d.otlpLn, err = net.Listen("tcp", r.OTLPHTTP.Listen); err != nil {
+			return fmt.Errorf("receivers.otlp_http.listen %s: %w", r.OTLPHTTP.Listen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/v1/traces", api.RequireToken(d.token, depmap.NewOTLPHandler(d.graph, depmap.HandlerOptions{Logger: d.log.With("part", "otlp")})))
+		mux.Handle("/v1/metrics", api.RequireToken(d.token, d.tel.otlp))
+		mux.Handle("/api/v1/write", api.RequireToken(d.token, d.tel.remoteWrite))
+		mux.Handle("/api/v2/spans", api.RequireToken(d.token, depmap.NewZipkinHandler(d.graph, depmap.HandlerOptions{Logger: d.log.With("part", "zipkin")})))
+		d.otlpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	if r.OTLPGRPC.Listen != "" {
+		if d.grpcLn, err = net.Listen("tcp", r.OTLPGRPC.Listen); err != nil {
+			return fmt.Errorf("receivers.otlp_grpc.listen %s: %w", r.OTLPGRPC.Listen, err)
+		}
+		opts := append(d.tel.otlp.GRPCServerOptions(), grpc.ChainUnaryInterceptor(requireTokenGRPC(d.token)))
+		d.grpcSrv = grpc.NewServer(opts...)
+		d.tel.otlp.RegisterGRPC(d.grpcSrv)
+		depmap.RegisterOTLPGRPC(d.grpcSrv, d.graph, depmap.GRPCOptions{Token: d.token, Logger: d.log.With("part", "otlp-grpc")})
+	}
+	return nil
+}
+
+// requireTokenGRPC is api.RequireToken for gRPC: the call's "authorization"
+// metadata must be "Bearer <token>".
+func requireTokenGRPC(token string) grpc.UnaryServerInterceptor {
+	want := []byte("Bearer " + token)
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		for _, got := range md.Get("authorization") {
+			if subtle.ConstantTimeCompare([]byte(got), want) == 1 {
+				return next(ctx, req)
+			}
+		}
+		return nil, status.Error(codes.Unauthenticated, "missing or invalid authorization: Bearer <token> (the daemon's token file)")
+	}
 }
 
 // newProvider builds the secondary environment's provider the config names,
@@ -245,11 +310,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 			cancel()
 		}
 	}
-	wg.Go(func() { fail(d.scraper.Run(ctx)) })
+	if d.tel.scraper != nil {
+		wg.Go(func() { fail(d.tel.scraper.Run(ctx)) })
+	}
+	if d.tel.source != nil {
+		wg.Go(func() { fail(d.tel.source.Run(ctx)) })
+	}
+	if d.xds != nil {
+		wg.Go(func() { fail(d.xds.Run(ctx)) })
+	}
+	wg.Go(func() { fail(d.obs.Run(ctx)) })
 	wg.Go(func() { fail(d.ctrl.Run(ctx)) })
 	wg.Go(func() { fail(d.apiSrv.Serve(d.apiLn)) })
 	if d.otlpSrv != nil {
 		wg.Go(func() { fail(d.otlpSrv.Serve(d.otlpLn)) })
+	}
+	if d.grpcSrv != nil {
+		wg.Go(func() { fail(d.grpcSrv.Serve(d.grpcLn)) })
 	}
 	d.log.Info("phoenix running", "api", d.APIAddr(), "otlp", d.OTLPAddr(), "components", len(d.cfg.Components), "token_file", d.cfg.API.TokenFile)
 	<-ctx.Done()
@@ -258,6 +335,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	_ = d.apiSrv.Shutdown(shutdownCtx)
 	if d.otlpSrv != nil {
 		_ = d.otlpSrv.Shutdown(shutdownCtx)
+	}
+	if d.grpcSrv != nil {
+		d.grpcSrv.GracefulStop()
 	}
 	wg.Wait()
 	d.Close()
@@ -276,6 +356,15 @@ func (d *Daemon) Close() {
 	}
 	if d.otlpLn != nil {
 		d.otlpLn.Close()
+	}
+	if d.grpcLn != nil {
+		d.grpcLn.Close()
+	}
+	if d.xds != nil {
+		d.xds.Close()
+	}
+	if d.tel != nil {
+		d.tel.store.Close()
 	}
 	if d.store != nil {
 		d.store.Close()

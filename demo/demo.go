@@ -296,6 +296,10 @@ func (r *run) finish(ctx context.Context) (Summary, error) {
 		return r.sum, fmt.Errorf("read back: %w", err)
 	}
 	r.tl.say("audit", "read back all %d acknowledged keys through the gateway: %d missing or wrong", written, lost)
+	for _, e := range r.d.Graph().Edges() {
+		r.sum.Edges = append(r.sum.Edges, fmt.Sprintf("%s->%s (%s)", e.From, e.To, strings.Join(e.Sources, ", ")))
+	}
+	r.tl.say("phoenix", "dependency graph, with where each edge was learnt: %s", strings.Join(r.sum.Edges, "; "))
 
 	s := &r.sum
 	ev := r.events.snapshot()

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -66,6 +68,11 @@ func TestLeak(t *testing.T) {
 	}
 	if s.PrewarmedAt == nil || s.FailedAt == nil || !s.PrewarmedAt.Before(*s.FailedAt) {
 		t.Errorf("prewarmed_at %v is not before failed_at %v", s.PrewarmedAt, s.FailedAt)
+	}
+	// Passive discovery: the proxies saw orders call inventory, and the
+	// process holding the client socket was resolved to orders.
+	if !slices.ContainsFunc(s.Edges, func(e string) bool { return strings.HasPrefix(e, "orders->inventory") && strings.Contains(e, "proxy") }) {
+		t.Errorf("no orders->inventory edge learnt from the proxies: %v", s.Edges)
 	}
 	if s.SecondaryInstanceSeconds <= 0 || s.SecondaryInstanceSeconds >= s.HotStandbyInstanceSeconds {
 		t.Errorf("secondary %.1f instance-seconds vs hot standby %.1f", s.SecondaryInstanceSeconds, s.HotStandbyInstanceSeconds)

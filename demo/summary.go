@@ -43,10 +43,12 @@ type Summary struct {
 	SecondaryInstanceSeconds float64 `json:"secondary_instance_seconds"`
 	// HotStandbyInstanceSeconds is what a hot standby of every component
 	// would have cost over the same run.
-	HotStandbyInstanceSeconds float64  `json:"hot_standby_instance_seconds"`
-	DurationS                 float64  `json:"duration_s"`
-	ExpectationsMet           bool     `json:"expectations_met"`
-	Unmet                     []string `json:"unmet,omitempty"`
+	HotStandbyInstanceSeconds float64 `json:"hot_standby_instance_seconds"`
+	DurationS                 float64 `json:"duration_s"`
+	// Edges is the dependency graph at the end, "from->to (sources)".
+	Edges           []string `json:"edges,omitempty"`
+	ExpectationsMet bool     `json:"expectations_met"`
+	Unmet           []string `json:"unmet,omitempty"`
 }
 
 // check compares the run with what its scenario promises.

@@ -1,11 +1,17 @@
 package depmap
 
 import (
+	"bytes"
 	"encoding/binary"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/phoenixsre/phoenix/depmap/depmaptest"
 )
 
 // BenchmarkAddTraces feeds batches of 100 requests through
@@ -57,4 +63,38 @@ func BenchmarkAddTraces(b *testing.B) {
 	if s := g.Stats(); s.Orphans != 0 || s.Pending != 0 || s.Edges != 2 {
 		b.Fatalf("stats %+v, want 2 edges and nothing pending", s)
 	}
+}
+
+// BenchmarkOTLPHandler decodes and ingests the generated shop's export
+// requests (512 spans each) through the OTLP/HTTP handler, without the
+// network, and reports spans per second.
+func BenchmarkOTLPHandler(b *testing.B) {
+	batches, _ := depmaptest.Shop(depmaptest.Options{Seed: 1, Requests: 4000, BatchSpans: 512, DropOrders: 0.05, Shuffle: 2})
+	var bodies [][]byte
+	spans := 0
+	for _, td := range batches {
+		body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies = append(bodies, body)
+		spans += td.SpanCount()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		// A fresh graph per pass over the stream, so that no span is a duplicate.
+		b.StopTimer()
+		h := NewOTLPHandler(newTestGraph(b, Options{}), HandlerOptions{})
+		b.StartTimer()
+		for _, body := range bodies {
+			req := httptest.NewRequest(http.MethodPost, "/v1/traces", bytes.NewReader(body))
+			req.Header.Set("Content-Type", contentTypeProto)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Fatalf("status %d", w.Code)
+			}
+		}
+	}
+	b.ReportMetric(float64(spans)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
 }

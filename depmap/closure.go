@@ -6,14 +6,19 @@ import (
 	"github.com/phoenixsre/phoenix"
 )
 
-// Closure returns what c needs to run: every component reachable from c,
-// excluding c, dependencies before their dependents, so that starting them
+// Closure returns what c needs to run: every component reachable from c
+// over edges that are not Async, excluding c, dependencies before their
+// dependents, so that starting them
 // in order never starts a component before one it calls. Members of a cycle
 // cannot be ordered that way; they come together, sorted by name, after what
 // the cycle needs and before what needs it. The result is deterministic and
 // empty (nil) when c has no dependency or is unknown.
 func (g *Graph) Closure(c phoenix.ComponentID) []phoenix.ComponentID {
-	adj := g.adjacency(func(k edgeKey) (phoenix.ComponentID, phoenix.ComponentID) { return k.from, k.to })
+	return closure(g.adjacency(func(k edgeKey) (phoenix.ComponentID, phoenix.ComponentID) { return k.from, k.to }), c)
+}
+
+// closure is Closure over the sorted neighbour lists adj.
+func closure(adj map[phoenix.ComponentID][]phoenix.ComponentID, c phoenix.ComponentID) []phoenix.ComponentID {
 	t := tarjan{
 		adj:     adj,
 		index:   make(map[phoenix.ComponentID]int),
@@ -28,7 +33,8 @@ func (g *Graph) Closure(c phoenix.ComponentID) []phoenix.ComponentID {
 	return out
 }
 
-// Dependents returns the components that call c directly, sorted by name.
+// Dependents returns the components that call c directly, sorted by name;
+// a producer whose messages c consumes (an Async edge) is not one.
 // It is direct on purpose: those are the callers whose routes point at c
 // and must follow it when traffic moves; their own callers are unaffected.
 func (g *Graph) Dependents(c phoenix.ComponentID) []phoenix.ComponentID {
@@ -36,14 +42,17 @@ func (g *Graph) Dependents(c phoenix.ComponentID) []phoenix.ComponentID {
 	return adj[c]
 }
 
-// adjacency returns the live edges as sorted neighbour lists, keyed and
-// valued as dir chooses.
+// adjacency returns the live edges that are not Async as sorted neighbour
+// lists, keyed and valued as dir chooses.
 func (g *Graph) adjacency(dir func(edgeKey) (phoenix.ComponentID, phoenix.ComponentID)) map[phoenix.ComponentID][]phoenix.ComponentID {
 	now := g.opts.Now()
 	g.mu.Lock()
 	g.expireLocked(now)
 	adj := make(map[phoenix.ComponentID][]phoenix.ComponentID)
-	for k := range g.edges {
+	for k, e := range g.edges {
+		if e.async && !e.sync {
+			continue
+		}
 		a, b := dir(k)
 		adj[a] = append(adj[a], b)
 	}

@@ -107,3 +107,5 @@ func ids(ss ...string) []phoenix.ComponentID {
 	}
 	return out
 }
+
+func id(s string) phoenix.ComponentID { return phoenix.ComponentID(s) }

@@ -23,10 +23,14 @@ var (
 		"Spans kept as possible parents of spans still to come.", nil, nil)
 	descEdges = prometheus.NewDesc("phoenix_depmap_edges",
 		"Edges in the dependency graph.", nil, nil)
+	descPeerCalls = prometheus.NewDesc("phoenix_depmap_peer_calls_total",
+		"Calls to or from peers that send no spans (virtual nodes), and unanswered calls to ambiguous peer names.", []string{"outcome"}, nil)
+	descLate = prometheus.NewDesc("phoenix_depmap_late_spans_total",
+		"Spans linked after waiting the pending TTL, to the best parent then known.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSpans, descOrphans, descEvicted, descRefused, descPending, descIndexed, descEdges} {
+	for _, d := range []*prometheus.Desc{descSpans, descOrphans, descEvicted, descRefused, descPending, descIndexed, descEdges, descPeerCalls, descLate} {
 		ch <- d
 	}
 }
@@ -48,7 +52,30 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descEvicted, s.PendingEvicted, "pending")
 	counter(descEvicted, s.IndexEvicted, "index")
 	counter(descRefused, s.EdgesRefused)
+	counter(descPeerCalls, s.PeerCalls, "virtual")
+	counter(descPeerCalls, s.PeerAmbiguous, "ambiguous")
+	counter(descLate, s.Late)
 	gauge(descPending, s.Pending)
 	gauge(descIndexed, s.Indexed)
 	gauge(descEdges, s.Edges)
+}
+
+var descObservations = prometheus.NewDesc("phoenix_depmap_proxy_observations_total",
+	"Connections reported by Phoenix's proxies, by what became of them.", []string{"outcome"}, nil)
+
+// observerCollector exports ObserverStats at scrape time.
+type observerCollector struct{ ob *Observer }
+
+var _ prometheus.Collector = (*observerCollector)(nil)
+
+func (c *observerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descObservations }
+
+func (c *observerCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.ob.Stats()
+	for _, o := range []struct {
+		outcome string
+		v       uint64
+	}{{"resolved", s.Resolved}, {"unknown", s.Unknown}, {"failed", s.Failed}, {"dropped", s.Dropped}, {"self", s.Self}} {
+		ch <- prometheus.MustNewConstMetric(descObservations, prometheus.CounterValue, float64(o.v), o.outcome)
+	}
 }

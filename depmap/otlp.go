@@ -1,14 +1,10 @@
 package depmap
 
 import (
-	"compress/gzip"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
-	"strings"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
@@ -90,14 +86,6 @@ func encodingOf(contentType string) encoding {
 	return encUnknown
 }
 
-// requestError is a refusal with its HTTP status and the reason sent back.
-type requestError struct {
-	status int
-	msg    string
-}
-
-func (e *requestError) Error() string { return e.msg }
-
 func (h *otlpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	enc := encodingOf(r.Header.Get("Content-Type"))
 	if r.Method != http.MethodPost {
@@ -109,7 +97,7 @@ func (h *otlpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, enc, &requestError{http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q not supported: use %s or %s", r.Header.Get("Content-Type"), contentTypeProto, contentTypeJSON)})
 		return
 	}
-	body, rerr := h.readBody(w, r)
+	body, rerr := readBody(w, r, h.max)
 	if rerr != nil {
 		h.fail(w, r, enc, rerr)
 		return
@@ -143,42 +131,6 @@ func (h *otlpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", contentTypeOf(enc))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
-}
-
-// readBody reads the body within h.max bytes, as sent and once gunzipped.
-func (h *otlpHandler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *requestError) {
-	var rd io.Reader = http.MaxBytesReader(w, r.Body, h.max)
-	switch ce := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); ce {
-	case "", "identity":
-	case "gzip":
-		zr, err := gzip.NewReader(rd)
-		if err != nil {
-			return nil, h.readError("gzip header", err)
-		}
-		defer zr.Close()
-		// One byte past the bound tells "exactly max" from "more than max".
-		rd = io.LimitReader(zr, h.max+1)
-	default:
-		return nil, &requestError{http.StatusUnsupportedMediaType, fmt.Sprintf("content encoding %q not supported: use gzip or none", ce)}
-	}
-	body, err := io.ReadAll(rd)
-	if err != nil {
-		return nil, h.readError("read body", err)
-	}
-	if int64(len(body)) > h.max {
-		return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body expands beyond %d bytes once decompressed", h.max)}
-	}
-	return body, nil
-}
-
-func (h *otlpHandler) readError(op string, err error) *requestError {
-	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		return &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", h.max)}
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return &requestError{http.StatusBadRequest, op + ": body truncated"}
-	}
-	return &requestError{http.StatusBadRequest, fmt.Sprintf("%s: %v", op, err)}
 }
 
 // fail answers with e as a google.rpc.Status in the request's encoding, as

@@ -70,7 +70,12 @@ func (f *clientFlags) client() (*client, error) {
 
 // get fetches path and decodes the JSON answer into v.
 func (c *client) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	return c.do(ctx, http.MethodGet, path, v)
+}
+
+// do sends a request without a body and decodes the JSON answer into v.
+func (c *client) do(ctx context.Context, method, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
 		return err
 	}
