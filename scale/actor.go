@@ -1,0 +1,224 @@
+package scale
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/phoenixsre/phoenix"
+	"github.com/phoenixsre/phoenix/provider"
+	"github.com/phoenixsre/phoenix/traffic"
+)
+
+// Pool is the set of backends a component's traffic is spread over: the
+// Traffic Switcher's proxy. RemoveBackend drains: it returns once the
+// backend's in-flight requests are done.
+type Pool interface {
+	AddBackend(b traffic.Backend) error
+	RemoveBackend(ctx context.Context, name string) error
+	Backends() []traffic.Backend
+}
+
+// poolStatus is the optional ability of a pool to tell which backends have
+// joined (passed their first health check); the Actor reports the others as
+// not ready.
+type poolStatus interface {
+	Status() traffic.Status
+}
+
+// Instances is what the Actor needs of a provider.
+type Instances interface {
+	Provision(ctx context.Context, spec provider.Spec) (provider.Instance, error)
+	Release(ctx context.Context, id string) error
+}
+
+var (
+	_ Pool       = (*traffic.Proxy)(nil)
+	_ poolStatus = (*traffic.Proxy)(nil)
+	_ Instances  = provider.Provider(nil)
+)
+
+// ActorConfig configures an Actor.
+type ActorConfig struct {
+	// Component is the component whose replicas the Actor runs.
+	Component phoenix.ComponentID
+	// Template is the replica's spec; the Actor sets ID and Component per
+	// replica ("<component>-scale-<n>").
+	Template  provider.Spec
+	Instances Instances
+	Pool      Pool
+	// Scheme of the replicas' URLs: http (default) or https.
+	Scheme string
+	Logger *slog.Logger
+}
+
+// Actor carries replica counts out: it starts replicas through a provider
+// and adds them to the pool, and removes replicas by draining them from the
+// pool before releasing them, newest first, so that no request fails when
+// one stops. Backends of the pool that the Actor did not start (the
+// component's own instance) count as replicas and are never removed. An
+// Actor is safe for concurrent use; Apply calls are serialised.
+type Actor struct {
+	cfg ActorConfig
+	log *slog.Logger
+
+	mu    sync.Mutex
+	owned []ownedReplica // started by the Actor, oldest first
+	next  int
+}
+
+type ownedReplica struct {
+	id      string // the provider's instance ID
+	backend traffic.Backend
+}
+
+// NewActor validates cfg and returns an Actor with no replicas of its own.
+func NewActor(cfg ActorConfig) (*Actor, error) {
+	if err := cfg.Component.Validate(); err != nil {
+		return nil, fmt.Errorf("scale actor: %w", err)
+	}
+	if cfg.Instances == nil || cfg.Pool == nil {
+		return nil, errors.New("scale actor: a provider and a pool are required")
+	}
+	if len(cfg.Template.Command) == 0 {
+		return nil, errors.New("scale actor: the template has no command")
+	}
+	switch cfg.Scheme {
+	case "":
+		cfg.Scheme = "http"
+	case "http", "https":
+	default:
+		return nil, fmt.Errorf("scale actor: scheme %q: write http or https", cfg.Scheme)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Actor{cfg: cfg, log: cfg.Logger.With("component", string(cfg.Component))}, nil
+}
+
+// Snapshot describes the replicas as an autoscaler reads them: every
+// backend of the pool is a replica, ready once it has joined (when the pool
+// can tell), and external holds the External metrics.
+func (a *Actor) Snapshot(s Snapshot, external map[string]float64) Snapshot {
+	backends := a.cfg.Pool.Backends()
+	joined := map[string]bool{}
+	ps, canTell := a.cfg.Pool.(poolStatus)
+	if canTell {
+		for _, b := range ps.Status().Pool {
+			joined[b.Name] = b.Joined
+		}
+	}
+	s.Replicas, s.StatusReplicas = len(backends), len(backends)
+	s.External = external
+	s.Pods = make([]Pod, len(backends))
+	for i, b := range backends {
+		ready := !canTell || joined[b.Name]
+		phase := PodRunning
+		if !ready {
+			phase = PodPending
+		}
+		s.Pods[i] = Pod{Name: b.Name, Phase: phase, Ready: ready}
+	}
+	return s
+}
+
+// Replicas is the number of backends in the pool.
+func (a *Actor) Replicas() int { return len(a.cfg.Pool.Backends()) }
+
+// Apply brings the pool to n replicas. Adding starts each replica and adds
+// it to the pool (where it joins after its first good health check);
+// removing drains the newest replicas the Actor started, then releases
+// them. It stops at the first error, leaving what it did in place; calling
+// it again continues.
+func (a *Actor) Apply(ctx context.Context, n int) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	current := len(a.cfg.Pool.Backends())
+	for ; current < n; current++ {
+		if err := a.add(ctx); err != nil {
+			return err
+		}
+	}
+	for ; current > n; current-- {
+		if len(a.owned) == 0 {
+			return fmt.Errorf("scale %s to %d: the %d replicas left were not started by the scaler", a.cfg.Component, n, current)
+		}
+		if err := a.remove(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Actor) add(ctx context.Context) error {
+	a.next++
+	spec := a.cfg.Template
+	spec.Component = a.cfg.Component
+	spec.ID = string(a.cfg.Component) + "-scale-" + strconv.Itoa(a.next)
+	inst, err := a.cfg.Instances.Provision(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("scale %s: provision %s: %w", a.cfg.Component, spec.ID, err)
+	}
+	u, err := url.Parse(a.cfg.Scheme + "://" + inst.Addr)
+	if err == nil && u.Host == "" {
+		err = fmt.Errorf("instance address %q has no host", inst.Addr)
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("scale %s: replica %s: %w", a.cfg.Component, spec.ID, err), a.release(ctx, spec.ID))
+	}
+	b := traffic.Backend{Name: backendName(spec.ID), URL: u}
+	if err := a.cfg.Pool.AddBackend(b); err != nil {
+		return errors.Join(fmt.Errorf("scale %s: add %s: %w", a.cfg.Component, b.Name, err), a.release(ctx, spec.ID))
+	}
+	a.owned = append(a.owned, ownedReplica{id: spec.ID, backend: b})
+	a.log.Info("replica added", "instance", spec.ID, "url", u.String())
+	return nil
+}
+
+func (a *Actor) remove(ctx context.Context) error {
+	r := a.owned[len(a.owned)-1]
+	if err := a.cfg.Pool.RemoveBackend(ctx, r.backend.Name); err != nil && !errors.Is(err, traffic.ErrNotFound) {
+		return fmt.Errorf("scale %s: drain %s: %w", a.cfg.Component, r.backend.Name, err)
+	}
+	a.owned = a.owned[:len(a.owned)-1]
+	if err := a.release(ctx, r.id); err != nil {
+		return err
+	}
+	a.log.Info("replica drained and released", "instance", r.id)
+	return nil
+}
+
+func (a *Actor) release(ctx context.Context, id string) error {
+	if err := a.cfg.Instances.Release(ctx, id); err != nil {
+		return fmt.Errorf("scale %s: release %s: %w", a.cfg.Component, id, err)
+	}
+	return nil
+}
+
+// Close drains and releases every replica the Actor started, releasing
+// even those whose drain failed, so that no instance is left behind.
+func (a *Actor) Close(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var errs []error
+	for len(a.owned) > 0 {
+		r := a.owned[len(a.owned)-1]
+		a.owned = a.owned[:len(a.owned)-1]
+		if err := a.cfg.Pool.RemoveBackend(ctx, r.backend.Name); err != nil && !errors.Is(err, traffic.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("scale %s: drain %s: %w", a.cfg.Component, r.backend.Name, err))
+		}
+		if err := a.release(ctx, r.id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// backendName is the pool's name for a replica: the instance ID, which is
+// already in the pool's alphabet.
+func backendName(id string) string { return strings.ReplaceAll(id, "/", "_") }

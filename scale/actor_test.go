@@ -1,0 +1,380 @@
+package scale
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/phoenixsre/phoenix/provider"
+	"github.com/phoenixsre/phoenix/provider/process"
+	"github.com/phoenixsre/phoenix/traffic"
+)
+
+// childEnv makes the test binary run a replica instead of the tests.
+const childEnv = "SCALE_TEST_REPLICA"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(replicaMain(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// replicaMain is a replica with a finite capacity, as a worker-pool server
+// is: --workers requests are served at a time, each for --work, and the
+// others queue. Its latency therefore grows with its load, which is what a
+// scaler must stay ahead of. (The example shop's services have no such
+// limit: their latency does not depend on their load.) It drains in-flight
+// requests on SIGTERM.
+func replicaMain(args []string) int {
+	fs := flag.NewFlagSet("replica", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	workers := fs.Int("workers", 2, "requests served at once")
+	work := fs.Duration("work", 25*time.Millisecond, "time one request takes")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	slots := make(chan struct{}, *workers)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /work", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+		case <-r.Context().Done():
+			return
+		}
+		time.Sleep(*work)
+		<-slots
+		io.WriteString(w, "done\n")
+	})
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shut)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// load is an open-loop load generator: it sends requests at the rate its
+// schedule gives, whatever the answers' latency, and records each answer.
+type load struct {
+	url   string
+	start time.Time
+
+	mu      sync.Mutex
+	results []result
+	sent    atomic.Int64
+}
+
+type result struct {
+	at      time.Duration // since start, when sent
+	latency time.Duration
+	err     error
+}
+
+// run sends until the schedule ends, then waits for the answers.
+func (l *load) run(ctx context.Context, rate func(time.Duration) float64, length time.Duration) {
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
+	var wg sync.WaitGroup
+	next := time.Duration(0)
+	for next < length && ctx.Err() == nil {
+		if wait := time.Until(l.start.Add(next)); wait > 0 {
+			time.Sleep(wait) // pacing the open loop, not awaiting an event
+		}
+		sentAt := next
+		wg.Go(func() {
+			t := time.Now()
+			resp, err := client.Get(l.url)
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("status %s", resp.Status)
+				}
+			}
+			l.mu.Lock()
+			l.results = append(l.results, result{at: sentAt, latency: time.Since(t), err: err})
+			l.mu.Unlock()
+		})
+		l.sent.Add(1)
+		next += time.Duration(float64(time.Second) / rate(next))
+	}
+	wg.Wait()
+}
+
+// ramp is the load: low, rising to six times as much, high, falling, low.
+func ramp(t time.Duration) float64 {
+	const low, high = 40.0, 240.0
+	s := t.Seconds()
+	switch {
+	case s < 8:
+		return low
+	case s < 20:
+		return low + (high-low)*(s-8)/12
+	case s < 28:
+		return high
+	case s < 34:
+		return high - (high-low)*(s-28)/6
+	default:
+		return low
+	}
+}
+
+// TestScalerRealProcesses is the check on real processes: load
+// rises through the proxy, replicas are added before the latency breaks its
+// target, the load falls, replicas are drained and removed, and no request
+// fails. Each replica is a process serving 2 requests at a time for 25 ms:
+// 80 requests/s, a third of the peak load, so that without scaling its
+// queue, and the latency, would grow without bound.
+func TestScalerRealProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("about a minute of real load; not in -short mode")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	root := t.TempDir()
+	prov, err := process.New(process.Config{Root: root, StopTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := provider.Spec{
+		Command: []string{os.Args[0], "--listen", "{addr}", "--workers", "2", "--work", "25ms"},
+		Env:     map[string]string{childEnv: "1"},
+	}
+	proxy := startPool(ctx, t, prov, template)
+	rec := &recorder{Instances: prov}
+	actor, err := NewActor(ActorConfig{Component: "work", Template: template, Instances: rec, Pool: proxy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer actor.Close(context.Background())
+	const perReplica = 80.0 // requests per second at full capacity
+	scaler := startScaler(ctx, t, proxy, actor, perReplica)
+
+	peak := watchPeak(ctx, actor)
+	l := &load{url: "http://" + proxy.Addr().String() + "/work", start: time.Now()}
+	l.run(ctx, ramp, 45*time.Second)
+	most := peak()
+
+	// The load has been low for 11 s: the extra replicas must go.
+	waitFor(t, 30*time.Second, func() bool { return actor.Replicas() == 1 }, "replicas back to 1")
+
+	// No request failed, at the client or at the proxy.
+	var failed []string
+	for _, r := range l.results {
+		if r.err != nil {
+			failed = append(failed, fmt.Sprintf("%.1fs: %v", r.at.Seconds(), r.err))
+		}
+	}
+	if len(failed) > 0 || proxy.Status().Failed != 0 {
+		t.Errorf("%d of %d requests failed (proxy counted %d): %v", len(failed), len(l.results), proxy.Status().Failed, failed[:min(len(failed), 10)])
+	}
+	// Replicas were added as the load rose...
+	if most < 4 {
+		t.Errorf("at most %d replicas for %v requests/s: want at least 4 (each serves %v)", most, ramp(25*time.Second), perReplica)
+	}
+	// ...before the latency broke its target: the 95th percentile of every
+	// 2-second window stays under 250 ms, ten times the work.
+	const slo = 250 * time.Millisecond
+	windows := windowP95(l.results, 2*time.Second)
+	for w, lat := range windows {
+		if lat > slo {
+			t.Errorf("window %ds-%ds: p95 latency %v above the %v target", 2*w, 2*w+2, lat, slo)
+		}
+	}
+	checkReleased(ctx, t, prov, rec)
+	t.Logf("%d requests, peak %d replicas, p95 by 2 s window %v, last decision %+v", len(l.results), most, windows, scaler.Last())
+	if t.Failed() {
+		logs, _ := filepath.Glob(filepath.Join(root, "*", "output.log"))
+		for _, f := range logs {
+			b, _ := os.ReadFile(f)
+			t.Logf("%s:\n%s", f, b)
+		}
+	}
+}
+
+// startPool starts the component's own replica and a proxy in front of it,
+// and returns once a request has gone through.
+func startPool(ctx context.Context, t *testing.T, prov *process.Provider, template provider.Spec) *traffic.Proxy {
+	t.Helper()
+	spec := template
+	spec.ID, spec.Component = "work-base", "work"
+	base, err := prov.Provision(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prov.Release(context.Background(), base.ID) })
+	baseURL, _ := url.Parse("http://" + base.Addr)
+	proxy, err := traffic.New(traffic.Config{Component: "work", HealthInterval: 100 * time.Millisecond, HealthTimeout: 90 * time.Millisecond}, traffic.Backend{Name: "work-base", URL: baseURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- proxy.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	// The proxy holds this request until the base replica serves it.
+	resp, err := http.Get("http://" + proxy.Addr().String() + "/work")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("first request through the proxy: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	return proxy
+}
+
+// startScaler runs the predictive policy on the proxy's request rate: the
+// HPA it budgets against aims at 60% of a replica, scales down after 3 s,
+// and the demand is measured every 500 ms.
+func startScaler(ctx context.Context, t *testing.T, proxy *traffic.Proxy, actor *Actor, perReplica float64) *Scaler {
+	t.Helper()
+	spec := DefaultHPA(12, Metric{Name: "rps", Source: SourceExternal, Target: AverageValue, Value: 0.6 * perReplica})
+	spec.Behavior.ScaleDown.StabilizationWindow = 3 * time.Second
+	fc, err := NewConformalPeak(ConformalConfig{Steps: 2, Window: 200, MinScores: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := NewPredictive(PredictiveConfig{HPA: spec, Demand: "rps", Capacity: perReplica, Forecaster: fc, Interval: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scaler, err := NewScaler(ScalerConfig{
+		Component: "work", Policy: policy, Actor: actor, Metric: "rps",
+		Demand:  &CounterRate{Count: func() uint64 { return proxy.Status().Served }},
+		Measure: 500 * time.Millisecond, Sync: 250 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- scaler.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	return scaler
+}
+
+// watchPeak samples the replica count until the returned function is
+// called, which returns the highest count seen.
+func watchPeak(ctx context.Context, actor *Actor) func() int {
+	ctx, stop := context.WithCancel(ctx)
+	done := make(chan int)
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		most := 0
+		for {
+			most = max(most, actor.Replicas())
+			select {
+			case <-ctx.Done():
+				done <- most
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() int { stop(); return <-done }
+}
+
+// recorder is the provider, noting the instances it starts.
+type recorder struct {
+	Instances
+	mu      sync.Mutex
+	started []provider.Instance
+}
+
+func (r *recorder) Provision(ctx context.Context, spec provider.Spec) (provider.Instance, error) {
+	inst, err := r.Instances.Provision(ctx, spec)
+	if err == nil {
+		r.mu.Lock()
+		r.started = append(r.started, inst)
+		r.mu.Unlock()
+	}
+	return inst, err
+}
+
+// checkReleased checks that the replicas the scaler started were released
+// and that their processes are gone.
+func checkReleased(ctx context.Context, t *testing.T, prov *process.Provider, rec *recorder) {
+	t.Helper()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.started) == 0 {
+		t.Error("the scaler started no replica")
+	}
+	for _, inst := range rec.started {
+		if _, err := prov.Status(ctx, inst.ID); !errors.Is(err, provider.ErrNotFound) {
+			t.Errorf("replica %s: status %v, want released", inst.ID, err)
+		}
+		var pid int
+		if _, err := fmt.Sscanf(inst.Detail, "pid %d", &pid); err != nil || pid <= 0 {
+			t.Errorf("replica %s: no pid in %q", inst.ID, inst.Detail)
+			continue
+		}
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("replica %s: process %d still there (%v)", inst.ID, pid, err)
+		}
+	}
+}
+
+// windowP95 returns the 95th percentile latency of the requests sent in
+// each window.
+func windowP95(rs []result, window time.Duration) []time.Duration {
+	var byWindow [][]time.Duration
+	for _, r := range rs {
+		w := int(r.at / window)
+		for len(byWindow) <= w {
+			byWindow = append(byWindow, nil)
+		}
+		byWindow[w] = append(byWindow[w], r.latency)
+	}
+	out := make([]time.Duration, len(byWindow))
+	for i, ls := range byWindow {
+		if len(ls) == 0 {
+			continue
+		}
+		slices.Sort(ls)
+		out[i] = ls[(len(ls)*95)/100]
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
+	t.Helper()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package scale
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// follow is a policy that asks, at every decision, for a count set by the
+// test: a stand-in to check the replay's accounting.
+type follow struct{ want func(Snapshot) int }
+
+func (f follow) Decide(s Snapshot) Decision { return Decision{Replicas: f.want(s)} }
+
+func trace(step time.Duration, vals ...float64) []Sample {
+	out := make([]Sample, len(vals))
+	for i, v := range vals {
+		out[i] = Sample{At: t0.Add(time.Duration(i) * step), Value: v}
+	}
+	return out
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+func TestReplayAccounting(t *testing.T) {
+	m := Model{PerReplica: 10, Startup: 5 * time.Minute, Interval: 5 * time.Minute}
+	cfg := ReplayConfig{Model: m, Demand: "demand"}
+	tests := []struct {
+		name   string
+		trace  []Sample
+		policy Policy
+		want   Result
+	}{
+		{
+			// Starts with ceil(25/10) = 3 replicas and keeps them: never
+			// short, 12 intervals of 3 replicas for 5 minutes.
+			name:   "steady",
+			trace:  trace(5*time.Minute, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25),
+			policy: follow{func(Snapshot) int { return 3 }},
+			want:   Result{ReplicaHours: 3, ScalingActions: 0},
+		},
+		{
+			// 1 replica, then demand 50: ordered at 5 min, the 4 new ones
+			// serve from 10 min, so the intervals ending at 5 and 10 are
+			// short; they are paid from 5 min.
+			name:  "startup",
+			trace: trace(5*time.Minute, 10, 50, 50, 50),
+			policy: follow{func(s Snapshot) int {
+				return max(1, ceilInt(s.External["demand"]/10))
+			}},
+			want: Result{UnderprovisionedFraction: 0.5, ReplicaHours: (1 + 1 + 5 + 5) * 5.0 / 60, ScalingActions: 1},
+		},
+		{
+			// Removal is at once: 5 replicas for demand 10 are 4 too many
+			// for one interval, then 1 is kept.
+			name:  "overprovisioned",
+			trace: trace(5*time.Minute, 50, 10, 10),
+			policy: follow{func(s Snapshot) int {
+				return max(1, ceilInt(s.External["demand"]/10))
+			}},
+			want: Result{ReplicaHours: (5 + 5 + 1) * 5.0 / 60, OverprovisionedReplicaHours: 4 * 5.0 / 60, ScalingActions: 1},
+		},
+		{
+			// A replica ordered at 2.5 min is ready at 7.5 min: it serves
+			// half of the interval that ends at 10 min, which then has
+			// 1.5 replicas ready (15) for a demand of 16, though 2 are
+			// paid for.
+			name:  "partial interval",
+			trace: []Sample{{t0, 10}, {t0.Add(150 * time.Second), 10}, {t0.Add(10 * time.Minute), 16}},
+			policy: follow{func(s Snapshot) int {
+				if s.Now.Before(t0.Add(150 * time.Second)) {
+					return 1
+				}
+				return 2
+			}},
+			want: Result{UnderprovisionedFraction: 1.0 / 3, ReplicaHours: (1 + 1 + 2) * 5.0 / 60, ScalingActions: 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Replay(context.Background(), tt.trace, cfg, tt.policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !near(got.UnderprovisionedFraction, tt.want.UnderprovisionedFraction) || !near(got.ReplicaHours, tt.want.ReplicaHours) ||
+				!near(got.OverprovisionedReplicaHours, tt.want.OverprovisionedReplicaHours) || got.ScalingActions != tt.want.ScalingActions {
+				t.Fatalf("Replay = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReplayRejects(t *testing.T) {
+	p := follow{func(Snapshot) int { return 1 }}
+	good := ReplayConfig{Model: Model{PerReplica: 1, Interval: time.Minute}}
+	if _, err := Replay(context.Background(), nil, good, p); err == nil {
+		t.Error("empty trace accepted")
+	}
+	for _, m := range []Model{{PerReplica: 0, Interval: time.Minute}, {PerReplica: 1}, {PerReplica: math.Inf(1), Interval: time.Minute}, {PerReplica: 1, Interval: time.Minute, Startup: -1}} {
+		if _, err := Replay(context.Background(), trace(time.Minute, 1, 2), ReplayConfig{Model: m}, p); err == nil {
+			t.Errorf("model %+v accepted", m)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Replay(ctx, trace(time.Minute, 1, 2), good, p); err == nil {
+		t.Error("cancelled replay succeeded")
+	}
+}
+
+// TestDeriveModel checks the defaults come from the first day alone.
+func TestDeriveModel(t *testing.T) {
+	var tr []Sample
+	for i := range 2 * 288 {
+		v := 100.0
+		if i >= 288 {
+			v = 5000 // the second day must not matter
+		}
+		tr = append(tr, Sample{At: t0.Add(time.Duration(i) * 5 * time.Minute), Value: v})
+	}
+	m, err := DeriveModel(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Model{PerReplica: 10, Startup: 5 * time.Minute, Interval: 5 * time.Minute}
+	if m != want {
+		t.Fatalf("DeriveModel = %+v, want %+v", m, want)
+	}
+	zeros := trace(time.Minute, 0, 0, 0, 0)
+	if m, err := DeriveModel(zeros); err != nil || m.PerReplica != 1 {
+		t.Fatalf("DeriveModel(zeros) = %+v, %v; want capacity 1", m, err)
+	}
+	if _, err := DeriveModel(trace(time.Minute, 1)); err == nil {
+		t.Error("one sample accepted")
+	}
+	same := []Sample{{t0, 1}, {t0, 2}}
+	if _, err := DeriveModel(same); err == nil {
+		t.Error("no spacing accepted")
+	}
+}
+
+// TestEvalPolicies replays both policies on synthetic demand of three
+// kinds and checks the promises the predictive policy makes against the
+// HPA: it never runs more replica-hours, and where the demand's noise
+// around its level is large it is short of capacity less often.
+func TestEvalPolicies(t *testing.T) {
+	gen := map[string]func(r *rand.Rand, i int) float64{
+		// A daily wave with multiplicative noise and bursts.
+		"bursty wave": func(r *rand.Rand, i int) float64 {
+			v := 200 + 120*math.Sin(2*math.Pi*float64(i)/288)
+			v *= math.Exp(0.3 * r.NormFloat64())
+			return v
+		},
+		// Smooth: a slow wave with a little noise.
+		"smooth": func(r *rand.Rand, i int) float64 {
+			return 500 + 100*math.Sin(2*math.Pi*float64(i)/288) + 5*r.NormFloat64()
+		},
+	}
+	for name, g := range gen {
+		t.Run(name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(7, 7))
+			tr := make([]Sample, 3*288)
+			for i := range tr {
+				tr[i] = Sample{At: t0.Add(time.Duration(i) * 5 * time.Minute), Value: max(0, g(r, i))}
+			}
+			m, err := DeriveModel(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res [2]Result
+			for i, name := range []string{PolicyHPA, PolicyPredictive} {
+				p, err := EvalPolicy(name, EvalConfig{Model: m, Target: DefaultTarget})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res[i], err = Replay(context.Background(), tr, ReplayConfigFor(m), p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hpa, pred := res[0], res[1]
+			t.Logf("hpa %+v\npredictive %+v", hpa, pred)
+			if pred.ReplicaHours > hpa.ReplicaHours {
+				t.Errorf("predictive ran %.1f replica-hours, the HPA %.1f", pred.ReplicaHours, hpa.ReplicaHours)
+			}
+			if pred.UnderprovisionedFraction > hpa.UnderprovisionedFraction {
+				t.Errorf("predictive short %.3f of the time, the HPA %.3f", pred.UnderprovisionedFraction, hpa.UnderprovisionedFraction)
+			}
+		})
+	}
+	if _, err := EvalPolicy("vpa", EvalConfig{Model: Model{PerReplica: 1, Interval: time.Minute}, Target: 0.8}); err == nil {
+		t.Error("unknown policy accepted")
+	}
+	if _, err := EvalPolicy(PolicyHPA, EvalConfig{Model: Model{PerReplica: 1, Interval: time.Minute}, Target: 1.5}); err == nil {
+		t.Error("target above 1 accepted")
+	}
+}
