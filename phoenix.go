@@ -96,6 +96,8 @@ type EventKind string
 const (
 	EventStarted          EventKind = "started"           // the daemon started or resumed
 	EventPredicted        EventKind = "predicted"         // risk crossed the pre-warm threshold
+	EventPlanned          EventKind = "planned"           // replicas sized and placed, with the reasons
+	EventOfferRefused     EventKind = "offer_refused"     // a provider had no room; the next offer is tried
 	EventProvisioned      EventKind = "provisioned"       // an instance was started in the secondary
 	EventSnapshot         EventKind = "snapshot"          // a full state copy reached the replica
 	EventPrewarmed        EventKind = "prewarmed"         // replica ready, state copied, registered as standby
@@ -105,6 +107,7 @@ const (
 	EventSwitched         EventKind = "switched"          // traffic moved to the replica
 	EventReleased         EventKind = "released"          // the replica was released, risk passed
 	EventFailedBack       EventKind = "failed_back"       // traffic moved back to the original primary
+	EventScaled           EventKind = "scaled"            // the scaling engine took a component's pool
 	EventRiskCleared      EventKind = "risk_cleared"      // risk fell below the release threshold
 	EventError            EventKind = "error"             // a step failed; Message says which and why
 )
@@ -153,7 +156,10 @@ type Allocation struct {
 	// no prediction ahead of it.
 	Emergency bool `json:"emergency,omitempty"`
 	// Members are the instances, dependencies first and the component last.
-	Members     []Member  `json:"members"`
+	Members []Member `json:"members"`
+	// Sizing explains each member's requirements and where it was placed:
+	// which percentile of which window, which factors, which offer and why.
+	Sizing      []string  `json:"sizing,omitempty"`
 	PredictedAt time.Time `json:"predicted_at"`
 	PrewarmedAt time.Time `json:"prewarmed_at,omitzero"`
 	SwitchedAt  time.Time `json:"switched_at,omitzero"`
@@ -163,10 +169,13 @@ type Allocation struct {
 
 // Member is one instance of an allocation.
 type Member struct {
-	Component     ComponentID `json:"component"`
-	InstanceID    string      `json:"instance_id"`
-	URL           string      `json:"url,omitempty"`
-	DataDir       string      `json:"data_dir,omitempty"`
-	ProvisionedAt time.Time   `json:"provisioned_at,omitzero"`
-	ReleasedAt    time.Time   `json:"released_at,omitzero"`
+	Component  ComponentID `json:"component"`
+	InstanceID string      `json:"instance_id"`
+	URL        string      `json:"url,omitempty"`
+	DataDir    string      `json:"data_dir,omitempty"`
+	// Offer and Resources are what placement chose for the instance.
+	Offer         string    `json:"offer,omitempty"`
+	Resources     Resources `json:"resources,omitzero"`
+	ProvisionedAt time.Time `json:"provisioned_at,omitzero"`
+	ReleasedAt    time.Time `json:"released_at,omitzero"`
 }

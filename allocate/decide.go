@@ -46,6 +46,9 @@ type Component struct {
 	// held by a proxy look like a latency climb), so no action is taken on
 	// risk alone; confirmed failures are still acted on.
 	Disrupted string
+	// PrewarmHeld is set while a refused pre-warm (budget, no room) is not
+	// to be tried again on risk alone.
+	PrewarmHeld bool
 	// Busy is set while an earlier action on the component is still running;
 	// the decider leaves such a component alone.
 	Busy bool
@@ -127,7 +130,7 @@ func decideOne(v View, c Component) []Action {
 			{Kind: Switch, Component: c.Name, Reason: "failure confirmed: " + c.FailReason},
 		}
 	case a == nil:
-		if c.Risk.Probability >= t.Prewarm && c.Disrupted == "" {
+		if c.Risk.Probability >= t.Prewarm && c.Disrupted == "" && !c.PrewarmHeld {
 			members := append(append([]phoenix.ComponentID(nil), c.Closure...), c.Name)
 			return []Action{{Kind: Prewarm, Component: c.Name, Members: members,
 				Reason: fmt.Sprintf("P(failure within %s) = %.2f [%.2f, %.2f] >= pre-warm threshold %.2f: %s",

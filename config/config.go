@@ -228,6 +228,45 @@ type Secondary struct {
 	Provider string  `yaml:"provider"`
 	Process  Process `yaml:"process"`
 	Docker   Docker  `yaml:"docker"`
+	// Kubernetes is EXPERIMENTAL: tested against an API server only (no
+	// kubelet ran its Pods); see provider/kubernetes.
+	Kubernetes Kubernetes `yaml:"kubernetes"`
+	// Budget caps what pre-warming may spend.
+	Budget Budget `yaml:"budget"`
+	// Sizing sets the least a replica is given, whatever its history says.
+	Sizing Sizing `yaml:"sizing"`
+}
+
+// Kubernetes configures the kubernetes provider (experimental).
+type Kubernetes struct {
+	Kubeconfig string `yaml:"kubeconfig"` // default: in-cluster, then $KUBECONFIG / ~/.kube/config
+	Context    string `yaml:"context"`
+	Namespace  string `yaml:"namespace"` // required
+	Image      string `yaml:"image"`     // required: the image replicas run
+	Owner      string `yaml:"owner"`     // labels Phoenix's objects; default phoenix
+	Port       int    `yaml:"port"`      // default 8080
+	DataPath   string `yaml:"data_path"` // default /data
+	// StorageClass of the claims made for stateful replicas; default the
+	// cluster's.
+	StorageClass string `yaml:"storage_class"`
+	// ServiceType is ClusterIP (Phoenix runs in the cluster) or NodePort
+	// (with NodeAddress, a node the daemon can reach).
+	ServiceType string `yaml:"service_type"`
+	NodeAddress string `yaml:"node_address"`
+}
+
+// Budget caps the secondary environment's use.
+type Budget struct {
+	// InstanceHoursPerDay caps instance-hours over any 24 hours; 0 means no
+	// cap. A pre-warm that would pass it is refused and logged; a replica
+	// built after a confirmed failure is never refused (but logged).
+	InstanceHoursPerDay float64 `yaml:"instance_hours_per_day"`
+}
+
+// Sizing floors the requirements derived from measured history.
+type Sizing struct {
+	MinMilliCPU int64    `yaml:"min_milli_cpu"` // default 250
+	MinMemory   ByteSize `yaml:"min_memory"`    // default 64MiB
 }
 
 // Docker configures the docker provider.
@@ -301,6 +340,30 @@ type Component struct {
 	DependsOn []phoenix.ComponentID `yaml:"depends_on"`
 	Replica   Replica               `yaml:"replica"`
 	State     State                 `yaml:"state"`
+	// Scale sizes the component's pool in the secondary environment to
+	// its demand once traffic has moved there (stateless components only).
+	Scale Scale `yaml:"scale"`
+}
+
+// Scale configures the Dynamic Scaling Engine for one component.
+type Scale struct {
+	Enabled bool `yaml:"enabled"`
+	// Policy is predictive (the default: ahead of demand, never below
+	// what the reactive rule asks) or hpa (the Kubernetes HPA's rule).
+	Policy      string `yaml:"policy"`
+	MinReplicas int    `yaml:"min_replicas"` // default 1
+	MaxReplicas int    `yaml:"max_replicas"` // default 10
+	// CapacityRPS is the requests per second one replica serves at its
+	// limit (required when enabled).
+	CapacityRPS float64 `yaml:"capacity_rps"`
+	// TargetUtilization is the share of capacity the HPA aims for.
+	TargetUtilization float64 `yaml:"target_utilization"` // default 0.8
+	// Risk is the predictive policy's lowest accepted miss rate.
+	Risk    float64  `yaml:"risk"`    // default 0.01
+	Measure Duration `yaml:"measure"` // demand measurement period, default 15s
+	Sync    Duration `yaml:"sync"`    // decision period, default = measure
+	// Startup is how long a new replica takes to serve; default 5s.
+	Startup Duration `yaml:"startup"`
 }
 
 // Primary locates the running primary instance of a component.
@@ -421,6 +484,7 @@ func Default() Config {
 		Secondary: Secondary{
 			Provider: "process",
 			Process:  Process{Host: "127.0.0.1"},
+			Sizing:   Sizing{MinMilliCPU: 250, MinMemory: 64 << 20},
 			Docker: Docker{
 				Network: "phoenix-secondary", Namespace: "phoenix", Port: 8080, DataPath: "/data",
 				StopTimeout: Duration(5 * time.Second),
@@ -511,6 +575,32 @@ func (c *Config) applyDefaults() {
 		}
 		if comp.Protocol == "" {
 			comp.Protocol = "http"
+		}
+		if sc := &comp.Scale; sc.Enabled {
+			if sc.Policy == "" {
+				sc.Policy = "predictive"
+			}
+			if sc.MinReplicas == 0 {
+				sc.MinReplicas = 1
+			}
+			if sc.MaxReplicas == 0 {
+				sc.MaxReplicas = 10
+			}
+			if sc.TargetUtilization == 0 {
+				sc.TargetUtilization = 0.8
+			}
+			if sc.Risk == 0 {
+				sc.Risk = 0.01
+			}
+			if sc.Measure == 0 {
+				sc.Measure = Duration(15 * time.Second)
+			}
+			if sc.Sync == 0 {
+				sc.Sync = sc.Measure
+			}
+			if sc.Startup == 0 {
+				sc.Startup = Duration(5 * time.Second)
+			}
 		}
 	}
 }
@@ -629,6 +719,12 @@ func (c *Config) Validate() error {
 		bad("traffic.unhealthy_after", "%d: write how many failed health checks in a row confirm a failure, 1 or more (default 3)", c.Traffic.UnhealthyAfter)
 	}
 
+	if b := c.Secondary.Budget.InstanceHoursPerDay; b < 0 || b != b {
+		bad("secondary.budget.instance_hours_per_day", "%v: write a positive number of instance-hours, or 0 for no cap", b)
+	}
+	if c.Secondary.Sizing.MinMilliCPU < 0 || c.Secondary.Sizing.MinMemory < 0 {
+		bad("secondary.sizing", "floors must not be negative")
+	}
 	checkAddr("receivers.otlp_grpc.listen", c.Receivers.OTLPGRPC.Listen, true)
 	checkAddr("xds.listen", c.XDS.Listen, true)
 	for name, addr := range c.XDS.EnvoyListeners {
@@ -659,8 +755,21 @@ func (c *Config) Validate() error {
 		if d.Offer.Size.MilliCPU < 0 || d.Offer.Size.Memory < 0 || d.Offer.Capacity.MilliCPU < 0 || d.Offer.Capacity.Memory < 0 || d.Offer.PricePerHour < 0 {
 			bad("secondary.docker.offer", "sizes, capacity and price must not be negative")
 		}
+	case "kubernetes":
+		k := c.Secondary.Kubernetes
+		if k.Namespace == "" || k.Image == "" {
+			bad("secondary.kubernetes", "namespace and image are required (the namespace replicas go to, and the image they run)")
+		}
+		if k.ServiceType == "NodePort" && k.NodeAddress == "" {
+			bad("secondary.kubernetes.node_address", "service_type NodePort needs the address of a node the daemon can reach")
+		}
+		for i, comp := range c.Components {
+			if comp.State.Method != StateNone {
+				bad(fmt.Sprintf("components[%d] (%s).state.method", i, comp.Name), "state transfer into Kubernetes replicas is not supported yet (their data directory is inside the Pod); use method none, or the process or docker provider")
+			}
+		}
 	default:
-		bad("secondary.provider", "%q is not a provider; write \"process\" or \"docker\"", c.Secondary.Provider)
+		bad("secondary.provider", "%q is not a provider; write \"process\", \"docker\" or \"kubernetes\"", c.Secondary.Provider)
 	}
 
 	if len(c.Components) == 0 {
@@ -702,6 +811,20 @@ func (c *Config) validateComponents(bad func(field, format string, args ...any),
 		}
 		if len(comp.Replica.Command) == 0 {
 			bad(f("replica.command"), "empty: write the argv that starts the component, using {addr} and {data_dir}, e.g. [\"/usr/bin/orders\", \"--listen\", \"{addr}\"]")
+		}
+		if sc := comp.Scale; sc.Enabled {
+			switch {
+			case sc.Policy != "predictive" && sc.Policy != "hpa":
+				bad(f("scale.policy"), "%q: write predictive or hpa", sc.Policy)
+			case !(sc.CapacityRPS > 0):
+				bad(f("scale.capacity_rps"), "write the requests per second one replica serves at its limit, e.g. 200")
+			case sc.MinReplicas < 1 || sc.MaxReplicas < sc.MinReplicas:
+				bad(f("scale"), "min_replicas %d and max_replicas %d: want 1 <= min <= max", sc.MinReplicas, sc.MaxReplicas)
+			case !(sc.TargetUtilization > 0 && sc.TargetUtilization <= 1) || !(sc.Risk > 0 && sc.Risk < 1):
+				bad(f("scale"), "target_utilization must be in (0, 1] and risk in (0, 1)")
+			case comp.State.Method != StateNone:
+				bad(f("scale.enabled"), "only a stateless component (state.method none) can be scaled: its replicas would each hold a different copy of the state")
+			}
 		}
 		switch comp.Protocol {
 		case "http", "tcp":

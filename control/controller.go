@@ -50,6 +50,9 @@ type Deps struct {
 	Risks    RiskSource
 	Graph    Closer
 	Targets  Targeter
+	// History is the telemetry store, for sizing replicas from what their
+	// components used; nil sizes from the policy's defaults.
+	History HistorySource
 	// Silence says how long a component's telemetry has been silent (no
 	// successful scrape); nil or zero means unknown. It is one of the
 	// signals that confirm a failure.
@@ -90,6 +93,7 @@ type Controller struct {
 	mu      sync.Mutex
 	comps   map[phoenix.ComponentID]*compState
 	streams map[string]*runningStream // by instance ID
+	scalers map[phoenix.ComponentID]*runningScaler
 }
 
 // compState is the loop's runtime knowledge of one component. What must
@@ -115,6 +119,9 @@ type compState struct {
 	// failBackRequested is an operator's pending request to fail back;
 	// failedBack says the proxy did it by policy.
 	failBackRequested, failedBack bool
+	// prewarmHeld: until then, risk alone does not start a pre-warm (the
+	// last one was refused).
+	prewarmHeld time.Time
 	// disrupted is when the component last failed or had its traffic
 	// moved: its dependents' signals are suspect for a while after.
 	disrupted time.Time
@@ -158,6 +165,7 @@ func New(d Deps) (*Controller, error) {
 		wake:    make(chan struct{}, 1),
 		comps:   map[phoenix.ComponentID]*compState{},
 		streams: map[string]*runningStream{},
+		scalers: map[phoenix.ComponentID]*runningScaler{},
 		metrics: newMetrics(d.Registerer),
 	}
 	cf := d.Config.Traffic.Confirm
@@ -315,6 +323,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			c.stopStreams()
+			c.stopScalers()
 			select {
 			case err := <-errc:
 				return err
@@ -357,7 +366,7 @@ func (c *Controller) step(ctx context.Context, wg *sync.WaitGroup) {
 			Name: name, Risk: risk, Allocation: open, QuietSince: st.quietSince,
 			Failed: st.failed, FailReason: st.failReason, Busy: st.busy, SwitchRequested: st.switchRequested,
 			Switched: st.switched, FailBackRequested: st.failBackRequested, FailedBack: st.failedBack,
-			Closure: closures[name], Disrupted: c.disruptedLocked(closures[name], now),
+			Closure: closures[name], Disrupted: c.disruptedLocked(closures[name], now), PrewarmHeld: now.Before(st.prewarmHeld),
 		})
 		c.mu.Unlock()
 		c.metrics.risk.WithLabelValues(string(name)).Set(risk.Probability)
@@ -564,13 +573,30 @@ func (c *Controller) resumeSummary() string {
 	return fmt.Sprintf("watching %d components; resuming %v", len(c.order), open)
 }
 
+// stopScalers stops every scaler and releases what they added: they are
+// not persisted, and a restarted daemon starts them again.
+func (c *Controller) stopScalers() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, name := range c.order {
+		if err := c.stopScaler(ctx, name); err != nil {
+			c.log.Warn("stop scaling", "component", name, "err", err)
+		}
+	}
+}
+
 // resume carries on what a previous run left unfinished. Every action is
 // idempotent, so repeating a step that had completed is harmless.
 func (c *Controller) resume(ctx context.Context, wg *sync.WaitGroup) {
 	for _, name := range c.order {
 		c.mu.Lock()
-		a := c.comps[name].open
+		a, sw := c.comps[name].open, c.comps[name].switched
 		c.mu.Unlock()
+		if sw != nil {
+			if err := c.startScaler(*sw); err != nil {
+				c.event(phoenix.Event{Kind: phoenix.EventError, Component: name, Message: "scaling did not resume: " + err.Error()})
+			}
+		}
 		if a == nil {
 			continue
 		}

@@ -68,6 +68,9 @@ func (c *Controller) failBack(ctx context.Context, act allocate.Action) error {
 			return fmt.Errorf("fail back: %w", err)
 		}
 	}
+	if err := c.stopScaler(ctx, act.Component); err != nil {
+		c.log.Warn("stop scaling", "component", act.Component, "err", err)
+	}
 	if err := c.releaseMembers(ctx, &a); err != nil {
 		return err
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +25,10 @@ import (
 // check.
 const readyTimeout = 30 * time.Second
 
+// prewarmHold is how long a component whose pre-warm was refused (budget,
+// placement) is not pre-warmed again on risk alone.
+const prewarmHold = 30 * time.Second
+
 // prewarm provisions an allocation's members in order, copies their state,
 // waits until each is ready and registers it as its component's standby.
 // It creates the allocation on first call and resumes it on later ones:
@@ -30,7 +36,7 @@ const readyTimeout = 30 * time.Second
 // sends only what differs), so a restart in the middle neither duplicates
 // nor leaks an instance.
 func (c *Controller) prewarm(ctx context.Context, act allocate.Action) error {
-	a, created, err := c.openAllocation(act)
+	a, created, err := c.openAllocation(ctx, act)
 	if err != nil {
 		return err
 	}
@@ -43,6 +49,13 @@ func (c *Controller) prewarm(ctx context.Context, act allocate.Action) error {
 		}
 		c.event(phoenix.Event{Kind: kind, Component: a.Component, Message: msg,
 			Fields: map[string]string{"allocation": a.ID, "members": memberList(a)}})
+		offers := map[string]bool{}
+		for _, m := range a.Members {
+			offers[m.Offer] = true
+		}
+		c.event(phoenix.Event{Kind: phoenix.EventPlanned, Component: a.Component,
+			Message: fmt.Sprintf("%s: %d replicas sized from measured history and placed on %s (the sizing field says how)", a.ID, len(a.Members), strings.Join(slices.Sorted(maps.Keys(offers)), ", ")),
+			Fields:  map[string]string{"allocation": a.ID, "sizing": strings.Join(a.Sizing, "\n")}})
 	}
 	for i := range a.Members {
 		if err := c.prewarmMember(ctx, a, i); err != nil {
@@ -72,9 +85,11 @@ func (c *Controller) prewarm(ctx context.Context, act allocate.Action) error {
 	return nil
 }
 
-// openAllocation returns the component's open allocation, creating and
-// persisting a new one if there is none.
-func (c *Controller) openAllocation(act allocate.Action) (*phoenix.Allocation, bool, error) {
+// openAllocation returns the component's open allocation, creating,
+// sizing, placing and persisting a new one if there is none. A new one
+// refused by the budget or by placement is not created: the refusal is
+// logged, and the component's risk is not acted on again for a while.
+func (c *Controller) openAllocation(ctx context.Context, act allocate.Action) (*phoenix.Allocation, bool, error) {
 	c.mu.Lock()
 	st := c.comps[act.Component]
 	open := st.open
@@ -99,6 +114,14 @@ func (c *Controller) openAllocation(act allocate.Action) (*phoenix.Allocation, b
 	}
 	for _, m := range act.Members {
 		a.Members = append(a.Members, phoenix.Member{Component: m, InstanceID: a.ID + "." + string(m)})
+	}
+	sizing, err := c.plan(ctx, a)
+	a.Sizing = sizing
+	if err != nil {
+		c.mu.Lock()
+		c.comps[act.Component].prewarmHeld = now.Add(prewarmHold)
+		c.mu.Unlock()
+		return nil, false, fmt.Errorf("pre-warm of %s not started (held for %s): %w", act.Component, prewarmHold, err)
 	}
 	if err := c.save(a); err != nil {
 		return nil, false, err
@@ -145,7 +168,20 @@ func (c *Controller) prewarmMember(ctx context.Context, a *phoenix.Allocation, i
 			return fmt.Errorf("member %s: replica.env %s: %w", m.Component, k, err)
 		}
 	}
-	inst, err := c.provision(ctx, provider.Spec{ID: m.InstanceID, Component: m.Component, Command: cmd, Env: env})
+	spec := provider.Spec{ID: m.InstanceID, Component: m.Component, Command: cmd, Env: env, Resources: m.Resources, Offer: m.Offer}
+	inst, err := c.provision(ctx, spec)
+	for refused := []string{}; noCapacity(err) && len(refused) < maxRefusals; {
+		refused = append(refused, m.Offer)
+		was := m.Offer
+		if rerr := c.replace(ctx, m, refused); rerr != nil {
+			return fmt.Errorf("%s: offer %s refused (%v), and %w", m.InstanceID, was, err, rerr)
+		}
+		c.event(phoenix.Event{Kind: phoenix.EventOfferRefused, Component: a.Component,
+			Message: fmt.Sprintf("offer %s refused %s (%v); trying %s", was, m.InstanceID, err, m.Offer),
+			Fields:  map[string]string{"allocation": a.ID, "instance": m.InstanceID}})
+		spec.Offer, spec.Resources = m.Offer, m.Resources
+		inst, err = c.provision(ctx, spec)
+	}
 	if err != nil {
 		return err
 	}
@@ -254,8 +290,8 @@ func (c *Controller) provision(ctx context.Context, spec provider.Spec) (provide
 	var last error
 	for attempt := 1; attempt <= 3; attempt++ {
 		inst, err := c.deps.Provider.Provision(ctx, spec)
-		if err == nil {
-			return inst, nil
+		if err == nil || noCapacity(err) {
+			return inst, err // another offer may have room: the caller decides
 		}
 		last = err
 		c.log.Warn("provision failed", "instance", spec.ID, "attempt", attempt, "err", err)

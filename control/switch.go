@@ -120,6 +120,9 @@ func (c *Controller) switchover(ctx context.Context, act allocate.Action) error 
 	}
 	c.event(phoenix.Event{Kind: phoenix.EventSwitched, Component: act.Component, Message: msg,
 		Fields: map[string]string{"allocation": a.ID, "from": from.Name, "to": m.InstanceID, "preemptive": fmt.Sprint(act.Preemptive)}})
+	if err := c.startScaler(*a); err != nil {
+		return fmt.Errorf("switched, but scaling did not start: %w", err)
+	}
 	return nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/phoenixsre/phoenix"
 	"github.com/phoenixsre/phoenix/api"
@@ -33,6 +34,7 @@ import (
 	"github.com/phoenixsre/phoenix/predict"
 	"github.com/phoenixsre/phoenix/provider"
 	"github.com/phoenixsre/phoenix/provider/docker"
+	"github.com/phoenixsre/phoenix/provider/kubernetes"
 	"github.com/phoenixsre/phoenix/provider/process"
 	"github.com/phoenixsre/phoenix/store"
 	"github.com/phoenixsre/phoenix/telemetry"
@@ -148,7 +150,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Daemon, err erro
 	}
 	deps := control.Deps{
 		Config: cfg, Store: d.store, Provider: prov, Risks: d.engine, Graph: d.graph, Targets: d.tel.targeter(),
-		Silence: d.tel.silence, Executable: exe, Logger: log.With("part", "control"), Registerer: reg, Now: o.Now,
+		Silence: d.tel.silence, History: d.tel.store, Executable: exe, Logger: log.With("part", "control"), Registerer: reg, Now: o.Now,
 	}
 	if d.xds != nil {
 		deps.OnRoute = d.xds.Update
@@ -273,6 +275,17 @@ func newProvider(ctx context.Context, cfg config.Config, o Options, reg promethe
 			return nil, "", err
 		}
 		return p, docker.ImageExecutable, nil
+	case "kubernetes":
+		k := cfg.Secondary.Kubernetes
+		cli, _, err := kubernetes.NewClient(k.Kubeconfig, k.Context)
+		if err != nil {
+			return nil, "", fmt.Errorf("secondary.kubernetes: %w", err)
+		}
+		p, err := kubernetes.New(kubernetes.Config{Client: cli, Namespace: k.Namespace, Owner: k.Owner, Image: k.Image,
+			Port: int32(k.Port), DataPath: k.DataPath, StorageClass: k.StorageClass, ServiceType: corev1.ServiceType(k.ServiceType),
+			NodeAddress: k.NodeAddress, Logger: log, Registerer: reg})
+		// {phoenix} is where Phoenix's own images keep it.
+		return p, docker.ImageExecutable, err
 	default:
 		p, err := process.New(process.Config{Root: cfg.Secondary.Process.Root, Host: cfg.Secondary.Process.Host, Logger: log})
 		return p, o.Executable, err

@@ -45,6 +45,8 @@ type Options struct {
 	// Provider runs both environments: "process" (the default) or
 	// "docker" (the shop and the replicas as containers on two networks).
 	Provider string
+	// budget caps the secondary's instance-hours per day (tests).
+	budget float64
 }
 
 // Run plays one scenario from start to end and returns its summary. The
@@ -166,7 +168,7 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	data := configData{
 		StateDir: stateDir, OrdersDir: ordersDir, AdminToken: r.adminToken, Token: token,
-		API: "127.0.0.1:0", OTLP: ports[3], Proxy: proxy, ReleaseAfter: "5s", Primary: map[string]string{},
+		API: "127.0.0.1:0", OTLP: ports[3], Proxy: proxy, ReleaseAfter: "5s", Primary: map[string]string{}, Budget: r.o.budget,
 	}
 	for name, s := range r.services {
 		data.Primary[name] = s.addr()
@@ -452,6 +454,8 @@ type configData struct {
 	// ReleaseAfter is thresholds.release_after, e.g. "5s".
 	ReleaseAfter string
 	Docker       *dockerConfig // nil: the process provider
+	// Budget is secondary.budget.instance_hours_per_day (0: no cap).
+	Budget float64
 }
 
 // dockerConfig is the secondary environment on the docker provider.
@@ -475,8 +479,8 @@ telemetry:
   scrape_timeout: 400ms
   metrics:
     disk: shop_disk_used_bytes
-{{- with .Docker}}
 secondary:
+{{- with .Docker}}
   provider: docker
   docker:
     image: {{.Image}}
@@ -485,6 +489,8 @@ secondary:
     offer:
       size: {milli_cpu: {{.MilliCPU}}, memory: {{.Memory}}}
 {{- end}}
+  budget:
+    instance_hours_per_day: {{.Budget}}
 predict:
   horizon: 30s
   window: 10s

@@ -106,3 +106,34 @@ func TestFalseAlarm(t *testing.T) {
 		t.Errorf("requests_failed = %d (%v), want 0", s.RequestsFailed, s.FailureReasons)
 	}
 }
+
+// TestBudgetRefusesPrewarm: with a budget too small for any replica, the
+// predicted failure is not pre-warmed for (the refusal is logged), and the
+// failure itself is still survived: a replica built after a confirmed
+// failure is never refused.
+func TestBudgetRefusesPrewarm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a scenario of about 30 s; not in -short mode")
+	}
+	var tl bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sum, err := Run(ctx, Options{Scenario: "leak", Executable: phoenixBin, Timeline: &tl, budget: 0.0001})
+	t.Logf("timeline:\n%s", tl.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := tl.String()
+	if !strings.Contains(out, "over budget:") {
+		t.Error("no budget refusal in the event log")
+	}
+	if !strings.Contains(out, "over budget, but a failure is confirmed") {
+		t.Error("the emergency replica's budget overrun was not logged")
+	}
+	if sum.PredictedAt != nil && sum.PrewarmedAt != nil && sum.PrewarmedAt.Before(*sum.FailedAt) {
+		t.Errorf("a replica was pre-warmed at %v although the budget refuses it", sum.PrewarmedAt)
+	}
+	if !sum.Switched || sum.KeysLost != 0 {
+		t.Errorf("switched %v, %d keys lost: the failure must still be survived", sum.Switched, sum.KeysLost)
+	}
+}

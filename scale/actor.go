@@ -159,7 +159,11 @@ func (a *Actor) add(ctx context.Context) error {
 	a.next++
 	spec := a.cfg.Template
 	spec.Component = a.cfg.Component
-	spec.ID = string(a.cfg.Component) + "-scale-" + strconv.Itoa(a.next)
+	prefix := a.cfg.Template.ID
+	if prefix == "" {
+		prefix = string(a.cfg.Component)
+	}
+	spec.ID = prefix + "-scale-" + strconv.Itoa(a.next)
 	inst, err := a.cfg.Instances.Provision(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("scale %s: provision %s: %w", a.cfg.Component, spec.ID, err)

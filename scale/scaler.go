@@ -138,6 +138,15 @@ func (s *Scaler) Last() Decision {
 // decisions (the policy keeps the count); a decision the actor cannot carry
 // out is logged and retried at the next one.
 func (s *Scaler) Run(ctx context.Context) error {
+	if r := s.cfg.Registerer; r != nil {
+		// A component's scaler is made again after a later switch: leave
+		// its metric names free.
+		defer func() {
+			for _, c := range []prometheus.Collector{s.replicas, s.desired, s.actions, s.failures} {
+				r.Unregister(c)
+			}
+		}()
+	}
 	tick := time.NewTicker(s.cfg.Sync)
 	defer tick.Stop()
 	var (

@@ -1,0 +1,105 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/phoenixsre/phoenix"
+	"github.com/phoenixsre/phoenix/provider"
+	"github.com/phoenixsre/phoenix/scale"
+)
+
+// runningScaler is the Dynamic Scaling Engine working on one component.
+type runningScaler struct {
+	actor  *scale.Actor
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startScaler sizes the component's pool in the secondary environment to
+// its demand, from the switch on: more replicas of the promoted one, made
+// from the same recipe and placement, joined to the proxy's pool, drained
+// and released when demand falls. Demand is what the proxy serves.
+func (c *Controller) startScaler(a phoenix.Allocation) error {
+	conf, _ := c.cfg.Component(a.Component)
+	sc := conf.Scale
+	if !sc.Enabled {
+		return nil
+	}
+	last := len(a.Members) - 1
+	cmd, err := c.fill(conf.Replica.Command, &a, last)
+	if err != nil {
+		return err
+	}
+	env := map[string]string{}
+	for k, v := range conf.Replica.Env {
+		if env[k], err = c.fill1(v, &a, last); err != nil {
+			return err
+		}
+	}
+	m := a.Members[last]
+	proxy := c.proxies[a.Component]
+	actor, err := scale.NewActor(scale.ActorConfig{
+		Component: a.Component, Instances: c.deps.Provider, Pool: proxy, Logger: c.log.With("scale", string(a.Component)),
+		Template: provider.Spec{ID: a.ID, Command: cmd, Env: env, Resources: m.Resources, Offer: m.Offer},
+	})
+	if err != nil {
+		return err
+	}
+	spec := scale.DefaultHPA(sc.MaxReplicas, scale.Metric{Name: "rps", Source: scale.SourceExternal, Target: scale.AverageValue,
+		Value: sc.TargetUtilization * sc.CapacityRPS})
+	spec.MinReplicas = sc.MinReplicas
+	var pol scale.Policy
+	if sc.Policy == "hpa" {
+		pol, err = scale.NewHPA(spec)
+	} else {
+		steps := 1 + int(math.Ceil(sc.Startup.D().Seconds()/sc.Measure.D().Seconds()))
+		var fc *scale.ConformalPeak
+		if fc, err = scale.NewConformalPeak(scale.DefaultConformal(steps)); err == nil {
+			pol, err = scale.NewPredictive(scale.PredictiveConfig{HPA: spec, Demand: "rps", Capacity: sc.CapacityRPS,
+				Forecaster: fc, Risk: sc.Risk, Interval: sc.Measure.D()})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("scale %s: %w", a.Component, err)
+	}
+	s, err := scale.NewScaler(scale.ScalerConfig{
+		Component: a.Component, Policy: pol, Actor: actor, Metric: "rps",
+		Demand:  &scale.CounterRate{Count: func() uint64 { return proxy.Status().Served }, Now: c.now},
+		Measure: sc.Measure.D(), Sync: sc.Sync.D(), Logger: c.log.With("scale", string(a.Component)),
+		Registerer: c.deps.Registerer, Now: c.now,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runningScaler{actor: actor, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		if err := s.Run(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("scaler stopped", "component", a.Component, "err", err)
+		}
+	}()
+	c.mu.Lock()
+	c.scalers[a.Component] = r
+	c.mu.Unlock()
+	c.event(phoenix.Event{Kind: phoenix.EventScaled, Component: a.Component,
+		Message: fmt.Sprintf("scaling %s's pool to its demand (%s policy, %d-%d replicas of %.0f requests/s each)", a.Component, sc.Policy, sc.MinReplicas, sc.MaxReplicas, sc.CapacityRPS)})
+	return nil
+}
+
+// stopScaler stops a component's scaling and drains and releases the
+// replicas it added.
+func (c *Controller) stopScaler(ctx context.Context, name phoenix.ComponentID) error {
+	c.mu.Lock()
+	r, ok := c.scalers[name]
+	delete(c.scalers, name)
+	c.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	r.cancel()
+	<-r.done
+	return r.actor.Close(ctx)
+}
