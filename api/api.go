@@ -31,7 +31,6 @@ type EventSource interface {
 	Wait(ctx context.Context, after uint64, limit int) ([]phoenix.Event, error)
 }
 
-
 // Switcher takes an operator's requests to switch a component to its
 // replica now, or back to its original primary.
 type Switcher interface {
