@@ -466,7 +466,7 @@ func Default() Config {
 				Errors:   "http_request_errors_total",
 			},
 		},
-		Predict: Predict{Horizon: Duration(30 * time.Second), Window: Duration(20 * time.Second), MinPoints: 5},
+		Predict: Predict{Horizon: Duration(30 * time.Second), Window: Duration(20 * time.Second), MinPoints: 10},
 		Thresholds: Thresholds{
 			Prewarm:      0.5,
 			Switch:       0.95,
@@ -687,7 +687,7 @@ func (c *Config) Validate() error {
 	positive("predict.horizon", c.Predict.Horizon, "30s")
 	positive("predict.window", c.Predict.Window, "20s")
 	if c.Predict.MinPoints < 3 {
-		bad("predict.min_points", "%d is too few to fit a trend with its uncertainty; write 3 or more (default 5)", c.Predict.MinPoints)
+		bad("predict.min_points", "%d is too few to fit a trend with its uncertainty; write 3 or more (default 10)", c.Predict.MinPoints)
 	}
 
 	t := c.Thresholds

@@ -45,6 +45,9 @@ type Options struct {
 	// Provider runs both environments: "process" (the default) or
 	// "docker" (the shop and the replicas as containers on two networks).
 	Provider string
+	// Warmup is how long steady traffic runs, watched, before the fault;
+	// default 5s. A long one shows what protection costs over time.
+	Warmup time.Duration
 	// budget caps the secondary's instance-hours per day (tests).
 	budget float64
 }
@@ -60,6 +63,9 @@ func Run(ctx context.Context, o Options) (sum Summary, err error) {
 	if o.Rate <= 0 {
 		o.Rate = 200
 	}
+	if o.Warmup <= 0 {
+		o.Warmup = 5 * time.Second
+	}
 	switch o.Provider {
 	case "":
 		o.Provider = "process"
@@ -70,7 +76,7 @@ func Run(ctx context.Context, o Options) (sum Summary, err error) {
 	if o.Timeline == nil {
 		o.Timeline = io.Discard
 	}
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second+o.Warmup)
 	defer cancel()
 
 	work := o.WorkDir
@@ -215,8 +221,8 @@ func (r *run) setup(ctx context.Context) error {
 // play runs the scenario's script.
 func (r *run) play(ctx context.Context) error {
 	// Let the engine learn the baseline and the mapper see the traces.
-	if err := r.waitFor(ctx, 6*time.Second, func() bool {
-		return len(r.d.Graph().Closure("gateway")) >= 2 && time.Since(r.protected) > 5*time.Second
+	if err := r.waitFor(ctx, r.o.Warmup+time.Second, func() bool {
+		return len(r.d.Graph().Closure("gateway")) >= 2 && time.Since(r.protected) > r.o.Warmup
 	}); err != nil && !errors.Is(err, errTimeout) {
 		return err
 	}
@@ -494,7 +500,7 @@ secondary:
 predict:
   horizon: 30s
   window: 10s
-  min_points: 5
+  min_points: 10
 thresholds:
   prewarm: 0.5
   switch: 0.95

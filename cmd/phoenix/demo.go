@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,7 @@ func newDemoCmd() *cobra.Command {
 		workDir  string
 		rate     int
 		prov     string
+		warmup   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "demo [--scenario leak|crash|false-alarm] [--json]",
@@ -43,6 +45,9 @@ against a hot standby. The exit code is 1 if the scenario's promises were not me
 			if err != nil {
 				return fmt.Errorf("find own executable: %w", err)
 			}
+			if warmup < time.Second || warmup > 24*time.Hour {
+				return usageErr("--warmup %s: write a duration from 1s to 24h, e.g. 10m", warmup)
+			}
 			if rate < 1 || rate > 5000 {
 				return usageErr("--rate %d: write a rate from 1 to 5000 requests per second", rate)
 			}
@@ -51,7 +56,7 @@ against a hot standby. The exit code is 1 if the scenario's promises were not me
 				tl = cmd.ErrOrStderr()
 			}
 			sum, err := demo.Run(cmd.Context(), demo.Options{
-				Scenario: scenario, Executable: exe, Timeline: tl, WorkDir: workDir, Keep: keep, Rate: rate, Provider: prov,
+				Scenario: scenario, Executable: exe, Timeline: tl, WorkDir: workDir, Keep: keep, Rate: rate, Provider: prov, Warmup: warmup,
 			})
 			if err != nil {
 				if strings.HasPrefix(err.Error(), "unknown scenario") || strings.HasPrefix(err.Error(), "unknown provider") {
@@ -79,6 +84,8 @@ against a hot standby. The exit code is 1 if the scenario's promises were not me
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the run's directory (config, logs, data) instead of removing it")
 	cmd.Flags().StringVar(&workDir, "dir", "", "directory for the run's files (default: a new temporary directory)")
 	cmd.Flags().IntVar(&rate, "rate", 200, "requests per second the load generator sends")
+	cmd.Flags().DurationVar(&warmup, "warmup", 5*time.Second, `how long steady traffic runs, watched by Phoenix, before the fault (a long one, e.g. 10m,
+shows what pre-warming costs against a hot standby over time)`)
 	cmd.Flags().StringVar(&prov, "provider", "process", `where both environments run: "process" (local processes) or "docker" (containers on two
 Docker networks; needs a running Docker engine, and the source tree if this phoenix is not
 statically linked)`)

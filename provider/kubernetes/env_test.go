@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -32,11 +34,19 @@ var (
 )
 
 const assetsHelp = "KUBEBUILDER_ASSETS is not set: build a kube-apiserver and an etcd with " +
-	"/work/shared/tools/envtest/build-assets.sh DIR and export KUBEBUILDER_ASSETS=DIR"
+	"../shared/tools/envtest/build-assets.sh DIR and export KUBEBUILDER_ASSETS=DIR " +
+	"(DIR = ~/.cache/phoenix-envtest/v1.37.2 is found without the export)"
 
 func TestMain(m *testing.M) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		os.Exit(m.Run())
+		dir, err := envtestAssets()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "envtest assets:", err)
+		}
+		if dir == "" {
+			os.Exit(m.Run())
+		}
+		os.Setenv("KUBEBUILDER_ASSETS", dir)
 	}
 	env := &envtest.Environment{}
 	apiConfig, apiErr = env.Start()
@@ -47,6 +57,67 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// envtestAssets finds a kube-apiserver and an etcd in the cache directory.
+// In CI (CI=true) it builds them there first, from the Go module proxy, with
+// the shared script (about 10 minutes cold, at a low priority so that the
+// other packages' tests running beside it keep their CPU); the directory is
+// reused by later runs. It runs before m.Run, so go test's timeout does not
+// count the build.
+func envtestAssets() (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(cache, "phoenix-envtest", "v1.37.2")
+	have := func() bool {
+		for _, bin := range []string{"kube-apiserver", "etcd"} {
+			if fi, err := os.Stat(filepath.Join(dir, bin)); err != nil || fi.Mode()&0o111 == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	if have() {
+		return dir, nil
+	}
+	if os.Getenv("CI") != "true" {
+		return "", nil
+	}
+	script, err := findUp(filepath.Join("shared", "tools", "envtest", "build-assets.sh"))
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintln(os.Stderr, "building the envtest assets into", dir, "(once; about 10 minutes)")
+	cmd := exec.Command("nice", "-n", "15", "bash", script, dir)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s: %w", script, err)
+	}
+	if !have() {
+		return "", fmt.Errorf("%s did not leave kube-apiserver and etcd in %s", script, dir)
+	}
+	return dir, nil
+}
+
+// findUp looks for rel in the working directory and its parents' (the
+// shared tools sit beside the repository, at ../shared).
+func findUp(rel string) (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, rel)); err == nil {
+			return filepath.Join(dir, rel), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("%s not found in any parent directory", rel)
+		}
+		dir = parent
+	}
 }
 
 // apiServer returns a client of the shared API server, or skips the test
