@@ -49,6 +49,9 @@ type Component struct {
 	// PrewarmHeld is set while a refused pre-warm (budget, no room) is not
 	// to be tried again on risk alone.
 	PrewarmHeld bool
+	// RetryHeld is set for a moment after a replica built for a confirmed
+	// failure could not be made: the next attempt waits (no retry storm).
+	RetryHeld bool
 	// Busy is set while an earlier action on the component is still running;
 	// the decider leaves such a component alone.
 	Busy bool
@@ -114,6 +117,8 @@ func decideOne(v View, c Component) []Action {
 		return []Action{{Kind: FailBack, Component: c.Name, Reason: "the proxy moved traffic back to the original primary by policy"}}
 	case c.Switched != nil && c.FailBackRequested && !c.Failed:
 		return []Action{{Kind: FailBack, Component: c.Name, Reason: "requested by an operator"}}
+	case c.Failed && a == nil && c.RetryHeld:
+		return nil
 	case c.Failed && a == nil:
 		members := append(append([]phoenix.ComponentID(nil), c.Closure...), c.Name)
 		return []Action{

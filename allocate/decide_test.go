@@ -80,6 +80,8 @@ func TestDecide(t *testing.T) {
 		{"pre-warm held, but failed: emergency pre-warm and switch",
 			allocate.Component{Failed: true, FailReason: "x", PrewarmHeld: true},
 			[]allocate.Action{{Kind: allocate.Prewarm, Emergency: true, Members: []phoenix.ComponentID{"inventory", "orders"}}, {Kind: allocate.Switch}}},
+		{"failed, but the last emergency pre-warm failed a moment ago: wait",
+			allocate.Component{Failed: true, FailReason: "x", RetryHeld: true}, nil},
 		{"interrupted switch resumes",
 			allocate.Component{Allocation: alloc(phoenix.PhaseSwitching)}, []allocate.Action{{Kind: allocate.Switch}}},
 		{"interrupted release resumes",

@@ -120,8 +120,11 @@ type compState struct {
 	// failedBack says the proxy did it by policy.
 	failBackRequested, failedBack bool
 	// prewarmHeld: until then, risk alone does not start a pre-warm (the
-	// last one was refused).
+	// last one was refused or failed).
 	prewarmHeld time.Time
+	// retryHeld: until then, a confirmed failure does not start another
+	// emergency pre-warm (the last one failed).
+	retryHeld time.Time
 	// disrupted is when the component last failed or had its traffic
 	// moved: its dependents' signals are suspect for a while after.
 	disrupted time.Time
@@ -367,6 +370,7 @@ func (c *Controller) step(ctx context.Context, wg *sync.WaitGroup) {
 			Failed: st.failed, FailReason: st.failReason, Busy: st.busy, SwitchRequested: st.switchRequested,
 			Switched: st.switched, FailBackRequested: st.failBackRequested, FailedBack: st.failedBack,
 			Closure: closures[name], Disrupted: c.disruptedLocked(closures[name], now), PrewarmHeld: now.Before(st.prewarmHeld),
+			RetryHeld: now.Before(st.retryHeld),
 		})
 		c.mu.Unlock()
 		c.metrics.risk.WithLabelValues(string(name)).Set(risk.Probability)

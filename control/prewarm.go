@@ -26,8 +26,13 @@ import (
 const readyTimeout = 30 * time.Second
 
 // prewarmHold is how long a component whose pre-warm was refused (budget,
-// placement) is not pre-warmed again on risk alone.
-const prewarmHold = 30 * time.Second
+// placement) or failed is not pre-warmed again on risk alone; retryHold is
+// how long a confirmed failure waits before another emergency pre-warm
+// after one failed.
+const (
+	prewarmHold = 30 * time.Second
+	retryHold   = 2 * time.Second
+)
 
 // prewarm provisions an allocation's members in order, copies their state,
 // waits until each is ready and registers it as its component's standby.
@@ -390,16 +395,40 @@ func (c *Controller) fill1(s string, a *phoenix.Allocation, i int) (string, erro
 	return s, err
 }
 
-// rollback releases what a failed allocation placed and closes it.
+// rollback releases what a failed allocation placed and closes it. Risk
+// alone does not start another pre-warm of the component for prewarmHold,
+// nor a confirmed failure another emergency one for retryHold.
 func (c *Controller) rollback(ctx context.Context, a *phoenix.Allocation, cause error) {
-	c.releaseMembers(ctx, a)
+	now := c.now()
+	c.mu.Lock()
+	st := c.comps[a.Component]
+	st.prewarmHeld, st.retryHeld = now.Add(prewarmHold), now.Add(retryHold)
+	c.mu.Unlock()
+	released := "nothing had started"
+	if err := c.releaseMembers(ctx, a); err != nil {
+		c.log.Error("release after a failed allocation", "allocation", a.ID, "err", err)
+		released = fmt.Sprintf("releasing failed: %v", err)
+	} else if ids := startedMembers(a); len(ids) > 0 {
+		released = "released " + strings.Join(ids, ", ")
+	}
 	a.Phase = phoenix.PhaseFailed
 	if err := c.save(a); err != nil {
 		c.log.Error("persist failed allocation", "allocation", a.ID, "err", err)
 	}
 	c.event(phoenix.Event{Kind: phoenix.EventError, Component: a.Component,
-		Message: fmt.Sprintf("allocation %s failed and was rolled back: %v", a.ID, cause),
+		Message: fmt.Sprintf("allocation %s failed and was rolled back (%s; no new pre-warm on risk alone for %s): %v", a.ID, released, prewarmHold, cause),
 		Fields:  map[string]string{"allocation": a.ID}})
+}
+
+// startedMembers lists the instances of a that were provisioned.
+func startedMembers(a *phoenix.Allocation) []string {
+	var ids []string
+	for _, m := range a.Members {
+		if !m.ProvisionedAt.IsZero() {
+			ids = append(ids, m.InstanceID)
+		}
+	}
+	return ids
 }
 
 func memberList(a *phoenix.Allocation) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,8 +99,10 @@ func (c *Controller) replace(ctx context.Context, m *phoenix.Member, refused []s
 		return fmt.Errorf("offers: %w", err)
 	}
 	snap := allocate.Snapshot{Offers: offers}
-	for _, r := range refused {
-		snap = snap.Exclude(r)
+	for _, o := range offers {
+		if slices.Contains(refused, o.ID) {
+			snap = snap.Exclude(allocate.OfferKey(o))
+		}
 	}
 	p, err := allocate.Place(snap, allocate.Group{Component: m.Component,
 		Tasks: []allocate.Task{{Component: m.Component, Resources: m.Resources}}})

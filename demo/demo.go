@@ -11,13 +11,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
 
+	"github.com/phoenixsre/phoenix"
 	"github.com/phoenixsre/phoenix/config"
 	"github.com/phoenixsre/phoenix/control"
 	"github.com/phoenixsre/phoenix/daemon"
+	"github.com/phoenixsre/phoenix/provider"
 	"github.com/phoenixsre/phoenix/provider/process"
 )
 
@@ -50,6 +53,9 @@ type Options struct {
 	Warmup time.Duration
 	// budget caps the secondary's instance-hours per day (tests).
 	budget float64
+	// wrapProvider, if set, is given the secondary's process provider and
+	// returns the one Phoenix uses (tests: a provider that refuses).
+	wrapProvider func(provider.Provider) provider.Provider
 }
 
 // Run plays one scenario from start to end and returns its summary. The
@@ -194,10 +200,19 @@ func (r *run) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.d, err = daemon.New(ctx, r.cfg, daemon.Options{
+	dopts := daemon.Options{
 		Logger:     slog.New(slog.NewJSONHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Executable: r.o.Executable,
-	})
+	}
+	if r.o.wrapProvider != nil && r.docker == nil {
+		p, err := process.New(process.Config{Root: r.cfg.Secondary.Process.Root, Host: r.cfg.Secondary.Process.Host,
+			Logger: dopts.Logger.With("part", "provider")})
+		if err != nil {
+			return err
+		}
+		dopts.Provider = r.o.wrapProvider(p)
+	}
+	r.d, err = daemon.New(ctx, r.cfg, dopts)
 	if err != nil {
 		return fmt.Errorf("start phoenix: %w", err)
 	}
@@ -268,9 +283,23 @@ func (r *run) play(ctx context.Context) error {
 			return err
 		}
 		r.tl.say("fault", "orders@primary recovered: leak stopped, memory freed")
-		return r.waitFor(ctx, 40*time.Second, r.events.released)
+		// Settled: the replica was released, or, if none was made (or its
+		// pre-warm failed), no allocation has been open for a while.
+		recovered := time.Now()
+		return r.waitFor(ctx, 40*time.Second, func() bool {
+			return r.events.released() || (!r.events.prewarmed() && time.Since(recovered) > 10*time.Second && !r.allocationOpen())
+		})
 	}
 	return nil
+}
+
+// allocationOpen reports whether any allocation is still in progress.
+func (r *run) allocationOpen() bool {
+	as, err := r.d.Store().Allocations()
+	if err != nil {
+		return true // unknown: keep waiting
+	}
+	return slices.ContainsFunc(as, func(a phoenix.Allocation) bool { return !a.Phase.Done() })
 }
 
 // awaitFailureAndSwitch waits for the faulty service to die, notes when,
