@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"os/exec"
 	"strings"
 	"sync"
@@ -75,8 +76,20 @@ func proxyCmd(ctx context.Context, args []string) error {
 	standby := fs.String("standby", "", "the standby, name=URL; the proxy switches to it when the failure is confirmed")
 	verbose := fs.Bool("v", false, "log the proxy's decisions")
 	tcp := fs.Bool("tcp", false, "proxy TCP connections (tcp:// backends) rather than HTTP requests")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy to this file (until it stops)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	raiseFileLimit()
 	proto := traffic.HTTP
