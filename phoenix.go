@@ -97,7 +97,7 @@ const (
 	EventStarted          EventKind = "started"           // the daemon started or resumed
 	EventPredicted        EventKind = "predicted"         // risk crossed the pre-warm threshold
 	EventPlanned          EventKind = "planned"           // replicas sized and placed, with the reasons
-	EventOfferRefused     EventKind = "offer_refused"     // a provider had no room; the next offer is tried
+	EventOfferRefused     EventKind = "offer_refused"     // an offer had no room, or failed after retries; the next offer is tried
 	EventProvisioned      EventKind = "provisioned"       // an instance was started in the secondary
 	EventSnapshot         EventKind = "snapshot"          // a full state copy reached the replica
 	EventPrewarmed        EventKind = "prewarmed"         // replica ready, state copied, registered as standby

@@ -428,7 +428,7 @@ func (c *Controller) start(ctx context.Context, wg *sync.WaitGroup, name phoenix
 		}()
 		for _, a := range acts {
 			if err := c.execute(ctx, a); err != nil {
-				if ctx.Err() == nil {
+				if ctx.Err() == nil && !errors.As(err, new(reportedError)) {
 					c.event(phoenix.Event{Kind: phoenix.EventError, Component: name, Message: fmt.Sprintf("%s: %v", a.Kind, err)})
 				}
 				return

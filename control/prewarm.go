@@ -68,7 +68,7 @@ func (c *Controller) prewarm(ctx context.Context, act allocate.Action) error {
 				return ctx.Err() // stopping: the allocation resumes on the next run
 			}
 			c.rollback(ctx, a, err)
-			return err
+			return reportedError{err}
 		}
 	}
 	if a.Phase != phoenix.PhaseProvisioning {
@@ -175,14 +175,23 @@ func (c *Controller) prewarmMember(ctx context.Context, a *phoenix.Allocation, i
 	}
 	spec := provider.Spec{ID: m.InstanceID, Component: m.Component, Command: cmd, Env: env, Resources: m.Resources, Offer: m.Offer}
 	inst, err := c.provision(ctx, spec)
-	for refused := []string{}; noCapacity(err) && len(refused) < maxRefusals; {
-		refused = append(refused, m.Offer)
-		was := m.Offer
-		if rerr := c.replace(ctx, m, refused); rerr != nil {
-			return fmt.Errorf("%s: offer %s refused (%v), and %w", m.InstanceID, was, err, rerr)
+	// An offer that refused (no room), or failed even after provision's
+	// retries, gives way to the next-best offer.
+	for tried := []string{}; err != nil && ctx.Err() == nil && len(tried) < maxRefusals; {
+		tried = append(tried, m.Offer)
+		was, how := m.Offer, "refused"
+		if !noCapacity(err) {
+			how = "failed"
+			// Whatever the failed attempts left behind is not to leak.
+			if rerr := c.deps.Provider.Release(ctx, m.InstanceID); rerr != nil {
+				return fmt.Errorf("%s: offer %s failed (%v), and cleaning up after it failed too: %w", m.InstanceID, was, err, rerr)
+			}
+		}
+		if rerr := c.replace(ctx, m, tried); rerr != nil {
+			return fmt.Errorf("%s: offer %s %s (%v), and %w", m.InstanceID, was, how, err, rerr)
 		}
 		c.event(phoenix.Event{Kind: phoenix.EventOfferRefused, Component: a.Component,
-			Message: fmt.Sprintf("offer %s refused %s (%v); trying %s", was, m.InstanceID, err, m.Offer),
+			Message: fmt.Sprintf("offer %s %s %s (%v); trying %s", was, how, m.InstanceID, err, m.Offer),
 			Fields:  map[string]string{"allocation": a.ID, "instance": m.InstanceID}})
 		spec.Offer, spec.Resources = m.Offer, m.Resources
 		inst, err = c.provision(ctx, spec)
@@ -419,6 +428,12 @@ func (c *Controller) rollback(ctx context.Context, a *phoenix.Allocation, cause 
 		Message: fmt.Sprintf("allocation %s failed and was rolled back (%s; no new pre-warm on risk alone for %s): %v", a.ID, released, prewarmHold, cause),
 		Fields:  map[string]string{"allocation": a.ID}})
 }
+
+// reportedError is an error the event log already tells: the loop does not
+// log it again.
+type reportedError struct{ error }
+
+func (e reportedError) Unwrap() error { return e.error }
 
 // startedMembers lists the instances of a that were provisioned.
 func startedMembers(a *phoenix.Allocation) []string {

@@ -22,7 +22,7 @@ type HistorySource interface {
 // errBudget marks a pre-warm refused by the budget cap.
 var errBudget = errors.New("over budget")
 
-// maxRefusals bounds how many offers one member may be refused by before
+// maxRefusals bounds how many offers may refuse or fail one member before
 // the allocation gives up.
 const maxRefusals = 5
 

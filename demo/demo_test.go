@@ -36,7 +36,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func runScenario(t *testing.T, scenario string) Summary {
+// runScenario plays o.Scenario with this package's phoenix binary and
+// returns the summary and the timeline (the event log as people read it).
+func runScenario(t *testing.T, o Options) (Summary, string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("the demo scenarios take about 25 s each; not in -short mode")
@@ -44,10 +46,11 @@ func runScenario(t *testing.T, scenario string) Summary {
 	var tl bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sum, err := Run(ctx, Options{Scenario: scenario, Executable: phoenixBin, Timeline: &tl})
+	o.Executable, o.Timeline = phoenixBin, &tl
+	sum, err := Run(ctx, o)
 	t.Logf("timeline:\n%s", tl.String())
 	if err != nil {
-		t.Fatalf("demo %s: %v", scenario, err)
+		t.Fatalf("demo %s: %v", o.Scenario, err)
 	}
 	t.Logf("summary: %+v", sum)
 	if sum.KeysWritten < 100 {
@@ -56,14 +59,14 @@ func runScenario(t *testing.T, scenario string) Summary {
 	if sum.KeysLost != 0 {
 		t.Errorf("keys_lost = %d, want 0", sum.KeysLost)
 	}
-	return sum
+	return sum, tl.String()
 }
 
 // TestLeak is the first check: the failure is predicted, the replica
 // is pre-warmed before the failure, traffic switches, and no request fails
 // and no acknowledged key is lost.
 func TestLeak(t *testing.T) {
-	s := runScenario(t, "leak")
+	s, _ := runScenario(t, Options{Scenario: "leak"})
 	if s.RequestsFailed != 0 {
 		t.Errorf("requests_failed = %d (%v), want 0", s.RequestsFailed, s.FailureReasons)
 	}
@@ -86,7 +89,7 @@ func TestLeak(t *testing.T) {
 // TestCrash: with no warning Phoenix can only react; it must still switch and
 // lose no key. Failed requests are reported, not required to be zero.
 func TestCrash(t *testing.T) {
-	s := runScenario(t, "crash")
+	s, _ := runScenario(t, Options{Scenario: "crash"})
 	if !s.Switched {
 		t.Error("switched = false")
 	}
@@ -99,7 +102,7 @@ func TestCrash(t *testing.T) {
 // TestFalseAlarm: the replica may be made, must be released, traffic must
 // not move, and no request fails.
 func TestFalseAlarm(t *testing.T) {
-	s := runScenario(t, "false-alarm")
+	s, _ := runScenario(t, Options{Scenario: "false-alarm"})
 	if s.Switched {
 		t.Error("switched = true on a false alarm")
 	}
@@ -116,18 +119,7 @@ func TestFalseAlarm(t *testing.T) {
 // failure itself is still survived: a replica built after a confirmed
 // failure is never refused.
 func TestBudgetRefusesPrewarm(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a scenario of about 30 s; not in -short mode")
-	}
-	var tl bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	sum, err := Run(ctx, Options{Scenario: "leak", Executable: phoenixBin, Timeline: &tl, budget: 0.0001})
-	t.Logf("timeline:\n%s", tl.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := tl.String()
+	sum, out := runScenario(t, Options{Scenario: "leak", budget: 0.0001})
 	if !strings.Contains(out, "over budget:") {
 		t.Error("no budget refusal in the event log")
 	}

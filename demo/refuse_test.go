@@ -1,14 +1,12 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/phoenixsre/phoenix"
 	"github.com/phoenixsre/phoenix/provider"
@@ -17,11 +15,13 @@ import (
 // spotProvider puts a cheaper offer, "spot", in front of a real provider's
 // offers. The spot offer lists room but refuses every instance with
 // provider.ErrNoCapacity, as a spot market does when it runs dry between
-// listing and asking; every other offer goes to the real provider.
+// listing and asking, except broken's, which it fails with an API error;
+// every other offer goes to the real provider.
 type spotProvider struct {
 	provider.Provider
-	// full is a component that no offer has room for.
-	full     phoenix.ComponentID
+	// broken is a component the spot offer fails with an error that is not
+	// a refusal; full is one that no offer has room for.
+	broken, full phoenix.ComponentID
 	mu       sync.Mutex
 	tried    []string // "instance@offer", in the order Provision was asked
 	released []string
@@ -44,6 +44,9 @@ func (s *spotProvider) Provision(ctx context.Context, spec provider.Spec) (provi
 	s.mu.Lock()
 	s.tried = append(s.tried, spec.ID+"@"+spec.Offer)
 	s.mu.Unlock()
+	if spec.Offer == "spot" && spec.Component == s.broken {
+		return provider.Instance{}, fmt.Errorf("spot API: 503 Service Unavailable for %s", spec.ID)
+	}
 	if spec.Offer == "spot" || spec.Component == s.full {
 		return provider.Instance{}, fmt.Errorf("offer %s has no room for %s: %w", spec.Offer, spec.ID, provider.ErrNoCapacity)
 	}
@@ -58,43 +61,38 @@ func (s *spotProvider) Release(ctx context.Context, id string) error {
 }
 
 // TestRefusedOfferLeadsToTheNextOffer: when the cheapest offer refuses for
-// lack of room, each replica goes to the next offer, the refusal is in the
-// event log, and the failure is still survived with nothing lost.
+// lack of room (inventory), or keeps failing (orders: retried with backoff
+// first), each replica goes to the next offer, the event log says so, and
+// the failure is still survived with nothing lost.
 func TestRefusedOfferLeadsToTheNextOffer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a scenario of about 30 s; not in -short mode")
-	}
-	var tl bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	spot := &spotProvider{}
-	sum, err := Run(ctx, Options{Scenario: "leak", Executable: phoenixBin, Timeline: &tl,
+	spot := &spotProvider{broken: "orders"}
+	sum, out := runScenario(t, Options{Scenario: "leak",
 		wrapProvider: func(p provider.Provider) provider.Provider { spot.Provider = p; return spot }})
-	t.Logf("timeline:\n%s", tl.String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	spot.mu.Lock()
 	tried := append([]string(nil), spot.tried...)
 	spot.mu.Unlock()
 	t.Logf("provision calls: %v", tried)
 
-	// Every replica was asked of the spot offer first, then of the real one.
+	// Every replica was asked of the spot offer first (orders three times:
+	// a failure is retried, a refusal is not), then of the real one.
 	asked := map[string][]string{}
 	for _, c := range tried {
 		id, offer, _ := strings.Cut(c, "@")
 		asked[id] = append(asked[id], offer)
 	}
-	if len(asked) == 0 {
-		t.Fatal("no replica was provisioned")
+	for id, want := range map[string][]string{
+		"orders-1.inventory": {"spot", "local"},
+		"orders-1.orders":    {"spot", "spot", "spot", "local"},
+	} {
+		if !slices.Equal(asked[id], want) {
+			t.Errorf("%s was asked of offers %v, want %v", id, asked[id], want)
+		}
 	}
-	for id, offers := range asked {
-		if len(offers) < 2 || offers[0] != "spot" || offers[1] == "spot" {
-			t.Errorf("%s was asked of offers %v, want spot first and then another", id, offers)
-		}
-		if !strings.Contains(tl.String(), "offer spot refused "+id) {
-			t.Errorf("the event log has no refusal of %s by the spot offer", id)
-		}
+	if !strings.Contains(out, "offer spot refused orders-1.inventory") {
+		t.Error("the event log has no refusal of orders-1.inventory by the spot offer")
+	}
+	if !strings.Contains(out, "offer spot failed orders-1.orders (provision orders-1.orders: spot API: 503") {
+		t.Error("the event log does not say that the spot offer failed orders-1.orders")
 	}
 	if sum.PrewarmedAt == nil || sum.FailedAt == nil || !sum.PrewarmedAt.Before(*sum.FailedAt) {
 		t.Errorf("prewarmed_at %v, failed_at %v: want a replica ready before the failure", sum.PrewarmedAt, sum.FailedAt)
@@ -109,25 +107,14 @@ func TestRefusedOfferLeadsToTheNextOffer(t *testing.T) {
 // no offer, what was placed is released, the event log says why, and the
 // pre-warm is not retried over and over on risk alone.
 func TestUnplaceableClosureIsRolledBack(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a scenario of about 30 s; not in -short mode")
-	}
-	var tl bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	spot := &spotProvider{full: "orders"}
-	sum, err := Run(ctx, Options{Scenario: "false-alarm", Executable: phoenixBin, Timeline: &tl,
+	sum, out := runScenario(t, Options{Scenario: "false-alarm",
 		wrapProvider: func(p provider.Provider) provider.Provider { spot.Provider = p; return spot }})
-	t.Logf("timeline:\n%s", tl.String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	spot.mu.Lock()
 	tried, released := append([]string(nil), spot.tried...), append([]string(nil), spot.released...)
 	spot.mu.Unlock()
 	t.Logf("provision calls: %v; releases: %v", tried, released)
 
-	out := tl.String()
 	if n := strings.Count(out, "] planned "); n != 1 {
 		t.Errorf("%d allocations planned, want 1: a failed pre-warm must not be retried at once on risk alone", n)
 	}
