@@ -22,9 +22,9 @@ type spotProvider struct {
 	// broken is a component the spot offer fails with an error that is not
 	// a refusal; full is one that no offer has room for.
 	broken, full phoenix.ComponentID
-	mu       sync.Mutex
-	tried    []string // "instance@offer", in the order Provision was asked
-	released []string
+	mu           sync.Mutex
+	tried        []string // "instance@offer", in the order Provision was asked
+	released     []string
 }
 
 func (s *spotProvider) Offers(ctx context.Context) ([]provider.Offer, error) {
