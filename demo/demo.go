@@ -414,18 +414,20 @@ func (r *run) sayRisk() {
 }
 
 // teardown stops everything the run started, whatever happened: the load,
-// the primary services, the daemon, and the replicas it left running (they
-// outlive a daemon by design, so the demo releases them itself).
+// the daemon (before the services, or it would see them stop as failures
+// and act on them), the primary services, and the replicas the daemon left
+// running (they outlive a daemon by design, so the demo releases them
+// itself).
 func (r *run) teardown() {
 	if r.stopLoad != nil {
 		r.stopLoad()
 		<-r.loadDone
 	}
-	stopAll(r.services)
 	if r.stopDaemon != nil {
 		r.stopDaemon()
 		<-r.daemonDone
 	}
+	stopAll(r.services)
 	if r.docker != nil {
 		r.docker.close()
 	} else if r.cfg.StateDir != "" {
