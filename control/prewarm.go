@@ -123,10 +123,12 @@ func (c *Controller) openAllocation(ctx context.Context, act allocate.Action) (*
 	sizing, err := c.plan(ctx, a)
 	a.Sizing = sizing
 	if err != nil {
-		c.mu.Lock()
-		c.comps[act.Component].prewarmHeld = now.Add(prewarmHold)
-		c.mu.Unlock()
-		return nil, false, fmt.Errorf("pre-warm of %s not started (held for %s): %w", act.Component, prewarmHold, err)
+		c.hold(act.Component)
+		hold := prewarmHold
+		if act.Emergency {
+			hold = retryHold
+		}
+		return nil, false, fmt.Errorf("pre-warm of %s not started (next attempt in %s at the earliest): %w", act.Component, hold, err)
 	}
 	if err := c.save(a); err != nil {
 		return nil, false, err
@@ -176,8 +178,10 @@ func (c *Controller) prewarmMember(ctx context.Context, a *phoenix.Allocation, i
 	spec := provider.Spec{ID: m.InstanceID, Component: m.Component, Command: cmd, Env: env, Resources: m.Resources, Offer: m.Offer}
 	inst, err := c.provision(ctx, spec)
 	// An offer that refused (no room), or failed even after provision's
-	// retries, gives way to the next-best offer.
-	for tried := []string{}; err != nil && ctx.Err() == nil && len(tried) < maxRefusals; {
+	// retries, gives way to the next-best offer. Not for a member that was
+	// provisioned before a restart: its instance may be serving as the
+	// standby, and a passing outage of the provider is no reason to drop it.
+	for tried := []string{}; err != nil && ctx.Err() == nil && m.ProvisionedAt.IsZero() && len(tried) < maxRefusals; {
 		tried = append(tried, m.Offer)
 		was, how := m.Offer, "refused"
 		if !noCapacity(err) {
@@ -189,6 +193,11 @@ func (c *Controller) prewarmMember(ctx context.Context, a *phoenix.Allocation, i
 		}
 		if rerr := c.replace(ctx, m, tried); rerr != nil {
 			return fmt.Errorf("%s: offer %s %s (%v), and %w", m.InstanceID, was, how, err, rerr)
+		}
+		// The new offer is on record before the instance exists there: a
+		// restart resumes with it, not with the one that refused.
+		if serr := c.save(a); serr != nil {
+			return serr
 		}
 		c.event(phoenix.Event{Kind: phoenix.EventOfferRefused, Component: a.Component,
 			Message: fmt.Sprintf("offer %s %s %s (%v); trying %s", was, how, m.InstanceID, err, m.Offer),
@@ -300,15 +309,19 @@ func (c *Controller) stateSource(name phoenix.ComponentID) string {
 // provision asks the provider for the instance, retrying transient
 // failures with backoff.
 func (c *Controller) provision(ctx context.Context, spec provider.Spec) (provider.Instance, error) {
+	const attempts = 3
 	backoff := 200 * time.Millisecond
 	var last error
-	for attempt := 1; attempt <= 3; attempt++ {
+	for attempt := 1; attempt <= attempts; attempt++ {
 		inst, err := c.deps.Provider.Provision(ctx, spec)
 		if err == nil || noCapacity(err) {
 			return inst, err // another offer may have room: the caller decides
 		}
 		last = err
 		c.log.Warn("provision failed", "instance", spec.ID, "attempt", attempt, "err", err)
+		if attempt == attempts {
+			break
+		}
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -406,27 +419,36 @@ func (c *Controller) fill1(s string, a *phoenix.Allocation, i int) (string, erro
 
 // rollback releases what a failed allocation placed and closes it. Risk
 // alone does not start another pre-warm of the component for prewarmHold,
-// nor a confirmed failure another emergency one for retryHold.
+// nor a confirmed failure another emergency one for retryHold, counted from
+// the end of the release. If a release fails the allocation is left
+// releasing, so that the loop tries again rather than leak the instance.
 func (c *Controller) rollback(ctx context.Context, a *phoenix.Allocation, cause error) {
-	now := c.now()
-	c.mu.Lock()
-	st := c.comps[a.Component]
-	st.prewarmHeld, st.retryHeld = now.Add(prewarmHold), now.Add(retryHold)
-	c.mu.Unlock()
 	released := "nothing had started"
+	a.Phase = phoenix.PhaseFailed
 	if err := c.releaseMembers(ctx, a); err != nil {
 		c.log.Error("release after a failed allocation", "allocation", a.ID, "err", err)
-		released = fmt.Sprintf("releasing failed: %v", err)
+		released = fmt.Sprintf("releasing failed, to be tried again: %v", err)
+		a.Phase = phoenix.PhaseReleasing
 	} else if ids := startedMembers(a); len(ids) > 0 {
 		released = "released " + strings.Join(ids, ", ")
 	}
-	a.Phase = phoenix.PhaseFailed
+	c.hold(a.Component)
 	if err := c.save(a); err != nil {
 		c.log.Error("persist failed allocation", "allocation", a.ID, "err", err)
 	}
 	c.event(phoenix.Event{Kind: phoenix.EventError, Component: a.Component,
 		Message: fmt.Sprintf("allocation %s failed and was rolled back (%s; no new pre-warm on risk alone for %s): %v", a.ID, released, prewarmHold, cause),
 		Fields:  map[string]string{"allocation": a.ID}})
+}
+
+// hold keeps the component from being pre-warmed again on risk alone for
+// prewarmHold, and after a confirmed failure for retryHold.
+func (c *Controller) hold(name phoenix.ComponentID) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.comps[name]
+	st.prewarmHeld, st.retryHeld = now.Add(prewarmHold), now.Add(retryHold)
 }
 
 // reportedError is an error the event log already tells: the loop does not

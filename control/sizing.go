@@ -91,16 +91,17 @@ func (c *Controller) plan(ctx context.Context, a *phoenix.Allocation) ([]string,
 	return sizing, nil
 }
 
-// replace finds the next offer for a member after its provider refused
-// the ones in refused for lack of capacity: placement again, without them.
-func (c *Controller) replace(ctx context.Context, m *phoenix.Member, refused []string) error {
+// replace finds the next offer for a member after the offers in tried
+// refused it or failed: placement again, without them. tried holds offer
+// IDs, unique among the one provider's offers.
+func (c *Controller) replace(ctx context.Context, m *phoenix.Member, tried []string) error {
 	offers, err := c.deps.Provider.Offers(ctx)
 	if err != nil {
 		return fmt.Errorf("offers: %w", err)
 	}
 	snap := allocate.Snapshot{Offers: offers}
 	for _, o := range offers {
-		if slices.Contains(refused, o.ID) {
+		if slices.Contains(tried, o.ID) {
 			snap = snap.Exclude(allocate.OfferKey(o))
 		}
 	}

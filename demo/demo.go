@@ -204,7 +204,10 @@ func (r *run) setup(ctx context.Context) error {
 		Logger:     slog.New(slog.NewJSONHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Executable: r.o.Executable,
 	}
-	if r.o.wrapProvider != nil && r.docker == nil {
+	if r.o.wrapProvider != nil && r.docker != nil {
+		return errors.New("wrapProvider wraps the process provider; it cannot be used with docker")
+	}
+	if r.o.wrapProvider != nil {
 		p, err := process.New(process.Config{Root: r.cfg.Secondary.Process.Root, Host: r.cfg.Secondary.Process.Host,
 			Logger: dopts.Logger.With("part", "provider")})
 		if err != nil {

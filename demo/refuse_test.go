@@ -25,6 +25,7 @@ type spotProvider struct {
 	mu           sync.Mutex
 	tried        []string // "instance@offer", in the order Provision was asked
 	released     []string
+	calls        []string // both, in order: "provision instance@offer", "release instance"
 }
 
 func (s *spotProvider) Offers(ctx context.Context) ([]provider.Offer, error) {
@@ -43,6 +44,7 @@ func (s *spotProvider) Offers(ctx context.Context) ([]provider.Offer, error) {
 func (s *spotProvider) Provision(ctx context.Context, spec provider.Spec) (provider.Instance, error) {
 	s.mu.Lock()
 	s.tried = append(s.tried, spec.ID+"@"+spec.Offer)
+	s.calls = append(s.calls, "provision "+spec.ID+"@"+spec.Offer)
 	s.mu.Unlock()
 	if spec.Offer == "spot" && spec.Component == s.broken {
 		return provider.Instance{}, fmt.Errorf("spot API: 503 Service Unavailable for %s", spec.ID)
@@ -56,6 +58,7 @@ func (s *spotProvider) Provision(ctx context.Context, spec provider.Spec) (provi
 func (s *spotProvider) Release(ctx context.Context, id string) error {
 	s.mu.Lock()
 	s.released = append(s.released, id)
+	s.calls = append(s.calls, "release "+id)
 	s.mu.Unlock()
 	return s.Provider.Release(ctx, id)
 }
@@ -69,9 +72,15 @@ func TestRefusedOfferLeadsToTheNextOffer(t *testing.T) {
 	sum, out := runScenario(t, Options{Scenario: "leak",
 		wrapProvider: func(p provider.Provider) provider.Provider { spot.Provider = p; return spot }})
 	spot.mu.Lock()
-	tried := append([]string(nil), spot.tried...)
+	tried, calls := append([]string(nil), spot.tried...), append([]string(nil), spot.calls...)
 	spot.mu.Unlock()
-	t.Logf("provision calls: %v", tried)
+	t.Logf("provider calls: %v", calls)
+
+	// What the failed attempts on the spot offer may have left is released
+	// before the instance is made on the next offer.
+	if i, j := slices.Index(calls, "release orders-1.orders"), slices.Index(calls, "provision orders-1.orders@local"); i < 0 || j < 0 || i > j {
+		t.Errorf("orders-1.orders was not released between its failed attempts and the next offer: %v", calls)
+	}
 
 	// Every replica was asked of the spot offer first (orders three times:
 	// a failure is retried, a refusal is not), then of the real one.

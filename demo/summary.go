@@ -70,6 +70,7 @@ func (s *Summary) check() {
 	case "false-alarm":
 		want(s.RequestsFailed == 0, "no failed request")
 		want(!s.Switched, "no switch")
+		want(s.PredictedAt != nil, "the climb was seen as a risk")
 		want(s.PrewarmedAt == nil || s.ReleasedAt != nil, "replica released after the risk passed")
 	}
 	s.Unmet = unmet
