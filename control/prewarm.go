@@ -181,7 +181,8 @@ func (c *Controller) prewarmMember(ctx context.Context, a *phoenix.Allocation, i
 	// retries, gives way to the next-best offer. Not for a member that was
 	// provisioned before a restart: its instance may be serving as the
 	// standby, and a passing outage of the provider is no reason to drop it.
-	for tried := []string{}; err != nil && ctx.Err() == nil && m.ProvisionedAt.IsZero() && len(tried) < maxRefusals; {
+	for tried := []string{}; err != nil && ctx.Err() == nil && m.ProvisionedAt.IsZero() &&
+		!errors.Is(err, provider.ErrInvalidSpec) && len(tried) < maxRefusals; {
 		tried = append(tried, m.Offer)
 		was, how := m.Offer, "refused"
 		if !noCapacity(err) {
@@ -316,6 +317,9 @@ func (c *Controller) provision(ctx context.Context, spec provider.Spec) (provide
 		inst, err := c.deps.Provider.Provision(ctx, spec)
 		if err == nil || noCapacity(err) {
 			return inst, err // another offer may have room: the caller decides
+		}
+		if errors.Is(err, provider.ErrInvalidSpec) {
+			return provider.Instance{}, err // no attempt, here or elsewhere, can help
 		}
 		last = err
 		c.log.Warn("provision failed", "instance", spec.ID, "attempt", attempt, "err", err)

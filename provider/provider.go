@@ -32,6 +32,11 @@ var ErrNotFound = errors.New("instance not found")
 // spec. Callers may try the next offer.
 var ErrNoCapacity = errors.New("no capacity")
 
+// ErrInvalidSpec is returned (wrapped) by Provision for a spec that no offer
+// of the provider can run, such as a malformed ID or an empty command:
+// trying again, or on another offer, cannot help.
+var ErrInvalidSpec = errors.New("invalid spec")
+
 // Spec describes one instance to start.
 type Spec struct {
 	// ID is the idempotency key: a second Provision with the same ID returns

@@ -263,7 +263,7 @@ func (p *Provider) dataDir(id string) string { return filepath.Join(p.cfg.Root, 
 // and replaced; its data directory is kept.
 func (p *Provider) Provision(ctx context.Context, spec provider.Spec) (inst provider.Instance, err error) {
 	if err := p.checkSpec(spec); err != nil {
-		return provider.Instance{}, err
+		return provider.Instance{}, fmt.Errorf("%w: %w", err, provider.ErrInvalidSpec)
 	}
 	defer p.lock(spec.ID)()
 	start := p.cfg.Now()

@@ -221,7 +221,7 @@ func (p *Provider) Provision(ctx context.Context, spec provider.Spec) (inst prov
 	start := time.Now()
 	defer func() { p.observe(start, err) }()
 	if err := checkSpec(spec); err != nil {
-		return provider.Instance{}, err
+		return provider.Instance{}, fmt.Errorf("%w: %w", err, provider.ErrInvalidSpec)
 	}
 	defer p.lock(spec.ID)()
 	name := objectName(p.cfg.Owner, spec.ID)

@@ -135,10 +135,10 @@ func (p *Provider) Offers(ctx context.Context) ([]provider.Offer, error) {
 // Provision starts the instance, or returns it if it already runs.
 func (p *Provider) Provision(ctx context.Context, spec provider.Spec) (provider.Instance, error) {
 	if !idPattern.MatchString(spec.ID) {
-		return provider.Instance{}, fmt.Errorf("provision: instance id %q: use 1-128 letters, digits, '_', '.', '-'", spec.ID)
+		return provider.Instance{}, fmt.Errorf("provision: instance id %q: use 1-128 letters, digits, '_', '.', '-': %w", spec.ID, provider.ErrInvalidSpec)
 	}
 	if len(spec.Command) == 0 {
-		return provider.Instance{}, fmt.Errorf("provision %s: empty command", spec.ID)
+		return provider.Instance{}, fmt.Errorf("provision %s: empty command: %w", spec.ID, provider.ErrInvalidSpec)
 	}
 	defer p.lock(spec.ID)()
 

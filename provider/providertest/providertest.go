@@ -210,9 +210,12 @@ func testBadSpecs(t *testing.T, h Harness) {
 		{ID: "../escape", Command: h.Command},
 		{ID: "no-command"},
 	} {
-		if _, err := p.Provision(ctx(t), s); err == nil {
+		_, err := p.Provision(ctx(t), s)
+		if err == nil {
 			_ = p.Release(context.Background(), s.ID)
-			t.Errorf("Provision(%+v) succeeded, want an error", s)
+		}
+		if !errors.Is(err, provider.ErrInvalidSpec) {
+			t.Errorf("Provision(%+v) = %v, want provider.ErrInvalidSpec", s, err)
 		}
 	}
 }
