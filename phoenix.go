@@ -3,6 +3,7 @@ package phoenix
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -165,6 +166,14 @@ type Allocation struct {
 	SwitchedAt  time.Time `json:"switched_at,omitzero"`
 	ReleasedAt  time.Time `json:"released_at,omitzero"`
 	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Clone returns a copy of a that shares no slice with it, for a holder
+// that changes its copy while others read theirs.
+func (a Allocation) Clone() Allocation {
+	a.Members = slices.Clone(a.Members)
+	a.Sizing = slices.Clone(a.Sizing)
+	return a
 }
 
 // Member is one instance of an allocation.

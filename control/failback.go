@@ -53,8 +53,7 @@ func (c *Controller) failBack(ctx context.Context, act allocate.Action) error {
 		c.mu.Unlock()
 		return nil
 	}
-	a := *st.switched
-	a.Members = append([]phoenix.Member(nil), st.switched.Members...)
+	a := st.switched.Clone()
 	moved := st.failedBack
 	c.mu.Unlock()
 

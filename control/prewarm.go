@@ -100,8 +100,7 @@ func (c *Controller) openAllocation(ctx context.Context, act allocate.Action) (*
 	open := st.open
 	c.mu.Unlock()
 	if open != nil {
-		a := *open
-		a.Members = append([]phoenix.Member(nil), open.Members...)
+		a := open.Clone()
 		return &a, false, nil
 	}
 	n, err := c.store.NextID("allocation:" + string(act.Component))
@@ -152,8 +151,7 @@ func (c *Controller) save(a *phoenix.Allocation) error {
 	if a.Phase.Done() || a.Phase == phoenix.PhaseSwitched {
 		st.open = nil
 	} else {
-		cp := *a
-		cp.Members = append([]phoenix.Member(nil), a.Members...)
+		cp := a.Clone()
 		st.open = &cp
 	}
 	return nil

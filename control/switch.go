@@ -29,8 +29,7 @@ func (c *Controller) switchover(ctx context.Context, act allocate.Action) error 
 	st := c.comps[act.Component]
 	var a *phoenix.Allocation
 	if st.open != nil {
-		cp := *st.open
-		cp.Members = append([]phoenix.Member(nil), st.open.Members...)
+		cp := st.open.Clone()
 		a = &cp
 	}
 	from := st.primary
@@ -167,8 +166,7 @@ func (c *Controller) release(ctx context.Context, act allocate.Action) error {
 		c.mu.Unlock()
 		return nil
 	}
-	a := *st.open
-	a.Members = append([]phoenix.Member(nil), st.open.Members...)
+	a := st.open.Clone()
 	c.mu.Unlock()
 	if a.Phase != phoenix.PhaseReleasing {
 		a.Phase = phoenix.PhaseReleasing

@@ -108,7 +108,7 @@ func TestMissingKind(t *testing.T) {
 func TestZipkinArrivalOrder(t *testing.T) {
 	for _, file := range []string{"skew.json", "ascend.json", "messaging.json", "yelp.json"} {
 		t.Run(file, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join(zipkinData, file))
+			b, err := os.ReadFile(filepath.Join(zipkinData(t), file))
 			if err != nil {
 				t.Fatal(err)
 			}

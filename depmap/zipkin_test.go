@@ -19,10 +19,12 @@ import (
 	"github.com/openzipkin/zipkin-go/proto/zipkin_proto3"
 	"github.com/openzipkin/zipkin-go/reporter"
 	reporterhttp "github.com/openzipkin/zipkin-go/reporter/http"
+
+	"github.com/phoenixsre/phoenix/internal/shareddata"
 )
 
 // zipkinData is where the real Zipkin v2 traces are (see its README).
-const zipkinData = "../../shared/data/zipkin"
+func zipkinData(t testing.TB) string { return shareddata.Require(t, "data/zipkin") }
 
 // TestZipkinRealTraces posts each file of real traces to the Zipkin
 // receiver and checks the graph against the edges a reader draws from
@@ -88,7 +90,7 @@ func TestZipkinRealTraces(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			body, err := os.ReadFile(filepath.Join(zipkinData, tc.file))
+			body, err := os.ReadFile(filepath.Join(zipkinData(t), tc.file))
 			if err != nil {
 				t.Fatalf("read the traces: %v", err)
 			}
@@ -276,12 +278,16 @@ func TestZipkinHandlerRefuses(t *testing.T) {
 // FuzzZipkinHandler checks that no body makes the Zipkin receiver panic or
 // answer anything but 202 or a 4xx with a reason.
 func FuzzZipkinHandler(f *testing.F) {
-	for _, name := range []string{"skew.json", "messaging.json"} {
-		b, err := os.ReadFile(filepath.Join(zipkinData, name))
-		if err != nil {
-			f.Fatal(err)
+	// Real traces as seeds where the shared tree is here; the inline seeds
+	// below stand on their own.
+	if dir, err := shareddata.Find("data/zipkin"); err == nil {
+		for _, name := range []string{"skew.json", "messaging.json"} {
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b, false)
 		}
-		f.Add(b, false)
 	}
 	proto, err := zipkin_proto3.SpanSerializer{}.Serialize([]*model.SpanModel{{
 		SpanContext: model.SpanContext{TraceID: model.TraceID{Low: 1}, ID: 2},

@@ -7,34 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phoenixsre/phoenix/internal/shareddata"
 	"github.com/phoenixsre/phoenix/predict/nab"
 )
-
-// nabDataDir finds ../shared/data/nab above the package; it skips when the
-// data is absent, except in CI where its absence is a failure.
-func nabDataDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "data", "nab")
-		if _, err := os.Stat(filepath.Join(cand, "windows.json")); err == nil {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("NAB data not found: no shared/data/nab/windows.json in any parent directory (required when CI=true)")
-	}
-	t.Skip("NAB data not found: no shared/data/nab/windows.json in any parent directory; skipping the NAB score check")
-	return ""
-}
 
 type nabNovelty struct{ d *Novelty }
 
@@ -45,7 +20,7 @@ func (n nabNovelty) Score(p nab.Point) float64 { return n.d.Score(p.Time, p.Valu
 // it must stay above ARTime's 74.60, the best published detector without
 // CAD OSE; with the fixed default threshold, above the 70.
 func TestNABScore(t *testing.T) {
-	dir := nabDataDir(t)
+	dir := filepath.Dir(shareddata.Require(t, "data/nab/windows.json"))
 	f, err := os.Open(filepath.Join(dir, "windows.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -5,34 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-)
 
-// nabDataDir finds ../shared/data/nab by walking up from the package
-// directory, so the test works from any checkout depth. It skips when the
-// data is absent, except in CI where its absence is a failure.
-func nabDataDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "data", "nab")
-		if _, err := os.Stat(filepath.Join(cand, "windows.json")); err == nil {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("NAB data not found: no shared/data/nab/windows.json in any parent directory of the package (required when CI=true)")
-	}
-	t.Skip("NAB data not found: no shared/data/nab/windows.json in any parent directory of the package; skipping the published-score check")
-	return ""
-}
+	"github.com/phoenixsre/phoenix/internal/shareddata"
+)
 
 func readWindowsFile(t *testing.T, path string) Windows {
 	t.Helper()
@@ -52,7 +27,7 @@ func readWindowsFile(t *testing.T, path string) Windows {
 // CAD OSE on the shared corpus, each at its label-optimised threshold. These
 // six numbers are what settled the rules documented on Score.
 func TestPublishedScores(t *testing.T) {
-	dir := nabDataDir(t)
+	dir := filepath.Dir(shareddata.Require(t, "data/nab/windows.json"))
 	windows := readWindowsFile(t, filepath.Join(dir, "windows.json"))
 	if len(windows) != 41 {
 		t.Fatalf("windows.json lists %d files, want the 41 of the shared corpus", len(windows))

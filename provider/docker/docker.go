@@ -117,9 +117,9 @@ type Provider struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	mu       sync.Mutex
-	locks    map[string]*sync.Mutex
+	locks    provider.IDLocks
 	capacity sync.Mutex // held from the capacity check to the container's creation
+	mu       sync.Mutex // guards netID and engine
 	netID    string     // the network's ID once ensured; under mu
 	engine   engineSize // the engine's CPUs and memory, cached; under mu
 }
@@ -189,7 +189,7 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker provider: %w", err)
 	}
-	return &Provider{cfg: cfg, cli: cfg.Client, log: cfg.Logger, metrics: m, locks: map[string]*sync.Mutex{}}, nil
+	return &Provider{cfg: cfg, cli: cfg.Client, log: cfg.Logger, metrics: m}, nil
 }
 
 func (o *OfferConfig) defaults() error {
@@ -244,18 +244,6 @@ func (p *Provider) ContainerName(id string) string { return p.cfg.Namespace + "-
 // Network is the name of the network instances join.
 func (p *Provider) Network() string { return p.cfg.Network }
 
-func (p *Provider) lock(id string) func() {
-	p.mu.Lock()
-	l, ok := p.locks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		p.locks[id] = l
-	}
-	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
-
 func (p *Provider) dataDir(id string) string { return filepath.Join(p.cfg.Root, id, "data") }
 
 // Provision starts the instance's container, or returns the one already
@@ -265,7 +253,7 @@ func (p *Provider) Provision(ctx context.Context, spec provider.Spec) (inst prov
 	if err := p.checkSpec(spec); err != nil {
 		return provider.Instance{}, fmt.Errorf("%w: %w", err, provider.ErrInvalidSpec)
 	}
-	defer p.lock(spec.ID)()
+	defer p.locks.Lock(spec.ID)()
 	start := p.cfg.Now()
 	defer func() { p.metrics.observe(p.cfg.Now().Sub(start), err) }()
 
@@ -517,7 +505,7 @@ func (p *Provider) Release(ctx context.Context, id string) error {
 	if !idPattern.MatchString(id) {
 		return nil
 	}
-	defer p.lock(id)()
+	defer p.locks.Lock(id)()
 	got, err := p.cli.ContainerInspect(ctx, p.ContainerName(id), client.ContainerInspectOptions{})
 	switch {
 	case err == nil:

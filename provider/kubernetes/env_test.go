@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/phoenixsre/phoenix/internal/shareddata"
 	"github.com/phoenixsre/phoenix/provider"
 	"github.com/phoenixsre/phoenix/provider/kubernetes"
 )
@@ -85,7 +86,7 @@ func envtestAssets() (string, error) {
 	if os.Getenv("CI") != "true" {
 		return "", nil
 	}
-	script, err := findUp(filepath.Join("shared", "tools", "envtest", "build-assets.sh"))
+	script, err := shareddata.Find("tools/envtest/build-assets.sh")
 	if err != nil {
 		return "", err
 	}
@@ -99,25 +100,6 @@ func envtestAssets() (string, error) {
 		return "", fmt.Errorf("%s did not leave kube-apiserver and etcd in %s", script, dir)
 	}
 	return dir, nil
-}
-
-// findUp looks for rel in the working directory and its parents' (the
-// shared tools sit beside the repository, at ../shared).
-func findUp(rel string) (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, rel)); err == nil {
-			return filepath.Join(dir, rel), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("%s not found in any parent directory", rel)
-		}
-		dir = parent
-	}
 }
 
 // apiServer returns a client of the shared API server, or skips the test

@@ -84,8 +84,7 @@ type Provider struct {
 	log     *slog.Logger
 	metrics *prometheus.HistogramVec
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	locks provider.IDLocks
 	// capacity is held from the capacity check to the Deployment's
 	// creation, so two Provisions in this process do not both take the
 	// last slot.
@@ -109,7 +108,7 @@ func New(cfg Config) (*Provider, error) {
 			return nil, fmt.Errorf("kubernetes provider: register metrics: %w", err)
 		}
 	}
-	return &Provider{cfg: cfg, cli: cfg.Client, log: cfg.Logger, metrics: m, locks: map[string]*sync.Mutex{}}, nil
+	return &Provider{cfg: cfg, cli: cfg.Client, log: cfg.Logger, metrics: m}, nil
 }
 
 func (c *Config) defaults() error {
@@ -168,18 +167,6 @@ func (c *Config) defaults() error {
 	return nil
 }
 
-func (p *Provider) lock(id string) func() {
-	p.mu.Lock()
-	l, ok := p.locks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		p.locks[id] = l
-	}
-	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
-
 func (p *Provider) observe(start time.Time, err error) {
 	result := "ok"
 	switch {
@@ -223,7 +210,7 @@ func (p *Provider) Provision(ctx context.Context, spec provider.Spec) (inst prov
 	if err := checkSpec(spec); err != nil {
 		return provider.Instance{}, fmt.Errorf("%w: %w", err, provider.ErrInvalidSpec)
 	}
-	defer p.lock(spec.ID)()
+	defer p.locks.Lock(spec.ID)()
 	name := objectName(p.cfg.Owner, spec.ID)
 	f, err := p.lookup(ctx, spec.ID)
 	if err != nil {
@@ -398,7 +385,7 @@ func (p *Provider) Release(ctx context.Context, id string) error {
 	if !idPattern.MatchString(id) {
 		return nil
 	}
-	defer p.lock(id)()
+	defer p.locks.Lock(id)()
 	return p.deleteAll(ctx, p.selector(objectName(p.cfg.Owner, id)))
 }
 

@@ -16,7 +16,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -55,8 +54,7 @@ type Provider struct {
 	cfg Config
 	log *slog.Logger
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	locks provider.IDLocks
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -83,7 +81,7 @@ func New(cfg Config) (*Provider, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("process provider: create root: %w", err)
 	}
-	return &Provider{cfg: cfg, log: cfg.Logger, locks: map[string]*sync.Mutex{}}, nil
+	return &Provider{cfg: cfg, log: cfg.Logger}, nil
 }
 
 // record is what the provider persists per instance.
@@ -98,18 +96,6 @@ type record struct {
 	// clock ticks since boot. PID and StartTicks together name one process.
 	StartTicks uint64    `json:"start_ticks"`
 	Started    time.Time `json:"started"`
-}
-
-func (p *Provider) lock(id string) func() {
-	p.mu.Lock()
-	l, ok := p.locks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		p.locks[id] = l
-	}
-	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
 }
 
 func (p *Provider) dir(id string) string        { return filepath.Join(p.cfg.Root, id) }
@@ -140,7 +126,7 @@ func (p *Provider) Provision(ctx context.Context, spec provider.Spec) (provider.
 	if len(spec.Command) == 0 {
 		return provider.Instance{}, fmt.Errorf("provision %s: empty command: %w", spec.ID, provider.ErrInvalidSpec)
 	}
-	defer p.lock(spec.ID)()
+	defer p.locks.Lock(spec.ID)()
 
 	rec, err := p.readRecord(spec.ID)
 	switch {
@@ -247,7 +233,7 @@ func (p *Provider) Release(ctx context.Context, id string) error {
 	if !idPattern.MatchString(id) {
 		return nil
 	}
-	defer p.lock(id)()
+	defer p.locks.Lock(id)()
 	rec, err := p.readRecord(id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/phoenixsre/phoenix/provider"
 )
@@ -44,20 +43,7 @@ func testDataSurvivesCrash(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	h.Kill(t, inst)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, err := p.Status(ctx(t), s.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.State == provider.StateExited {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Status still %q after the instance was killed", st.State)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitExited(t, p, s.ID)
 	again, err := p.Provision(ctx(t), s)
 	if err != nil {
 		t.Fatal(err)

@@ -174,25 +174,32 @@ func testAdopt(t *testing.T, h Harness) {
 	}
 }
 
-func testCrash(t *testing.T, h Harness) {
-	p := h.New(t)
-	s := spec(t, h)
-	inst := provision(t, p, s)
-	h.Kill(t, inst)
+// waitExited waits until the provider reports the killed instance id as
+// exited.
+func waitExited(t *testing.T, p provider.Provider, id string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		st, err := p.Status(ctx(t), s.ID)
+		st, err := p.Status(ctx(t), id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if st.State == provider.StateExited {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("Status still %q after the instance was killed", st.State)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func testCrash(t *testing.T, h Harness) {
+	p := h.New(t)
+	s := spec(t, h)
+	inst := provision(t, p, s)
+	h.Kill(t, inst)
+	waitExited(t, p, s.ID)
 	again, err := p.Provision(ctx(t), s)
 	if err != nil {
 		t.Fatalf("Provision after crash: %v", err)
