@@ -18,10 +18,12 @@ import (
 
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/prometheus/prompb"
+	"golang.org/x/time/rate"
 )
 
 type rwOpts struct {
 	series, batch, senders, rounds int
+	rate                           float64
 	duration                       time.Duration
 	prometheus                     string
 	jsonOut                        bool
@@ -48,6 +50,7 @@ func rwCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&o.batch, "batch", 2000, "samples per request (Prometheus's max_samples_per_send)")
 	fs.IntVar(&o.senders, "senders", 4, "concurrent senders (Prometheus's shards), each owning a share of the series")
 	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds per system")
+	fs.Float64Var(&o.rate, "rate", 0, "samples per second offered to each system, across senders; 0 sends as fast as each accepts (its throughput). A rate both sustain compares memory at equal load")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "load time per system and round")
 	fs.StringVar(&o.prometheus, "prometheus", "prometheus", "the Prometheus server binary (Debian package prometheus)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print every round as JSON lines too")
@@ -123,7 +126,7 @@ func rwRound(ctx context.Context, sys, promBin string, load *loadGen, o rwOpts) 
 		return rwResult{}, err
 	}
 	start := time.Now()
-	acked, failed, firstErr := load.run(ctx, url, o.senders, o.batch, o.duration)
+	acked, failed, firstErr := load.run(ctx, url, o.senders, o.batch, o.rate, o.duration)
 	secs := time.Since(start).Seconds()
 	cpu1, err := cpuTime(pid)
 	if err != nil {
@@ -176,11 +179,12 @@ func newLoad(n int) *loadGen {
 	return g
 }
 
-// run sends the load for d with senders concurrent senders, each owning a
+// run sends the load for d with senders concurrent senders (at perSec
+// samples per second in all, or as fast as acknowledged if 0), each owning a
 // contiguous share of the series and sending them round after round, each
 // round stamped with the current time (never ahead of it, increasing per
 // series). It returns the samples in acknowledged requests.
-func (g *loadGen) run(ctx context.Context, url string, senders, batch int, d time.Duration) (acked, failed int64, firstErr error) {
+func (g *loadGen) run(ctx context.Context, url string, senders, batch int, perSec float64, d time.Duration) (acked, failed int64, firstErr error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -199,6 +203,10 @@ func (g *loadGen) run(ctx context.Context, url string, senders, batch int, d tim
 				once.Do(func() { firstErr = err })
 				return
 			}
+			lim := rate.NewLimiter(rate.Inf, batch)
+			if perSec > 0 {
+				lim = rate.NewLimiter(rate.Limit(perSec/float64(senders)), batch)
+			}
 			req := &prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, 0, batch)}
 			samples := make([]prompb.Sample, batch)
 			var last int64
@@ -207,6 +215,9 @@ func (g *loadGen) run(ctx context.Context, url string, senders, batch int, d tim
 				last = ts
 				for off := lo; off < hi && ctx.Err() == nil; off += batch {
 					end := min(off+batch, hi)
+					if lim.WaitN(ctx, end-off) != nil {
+						break // the run is over
+					}
 					req.Timeseries = req.Timeseries[:0]
 					for j := off; j < end; j++ {
 						smp := &samples[j-off]
@@ -232,7 +243,11 @@ func (g *loadGen) run(ctx context.Context, url string, senders, batch int, d tim
 // report prints per-round figures and the medians with their ratios.
 func report(rs []rwResult, o rwOpts) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Printf("remote-write ingestion: %d series, %d samples per request, %d senders, %s per system and round\n", o.series, o.batch, o.senders, o.duration)
+	offered := "as fast as each system accepts"
+	if o.rate > 0 {
+		offered = fmt.Sprintf("%.0f samples/s offered to each", o.rate)
+	}
+	fmt.Printf("remote-write ingestion: %d series, %d samples per request, %d senders, %s per system and round, %s\n", o.series, o.batch, o.senders, o.duration, offered)
 	fmt.Fprintln(tw, "round\tsystem\taccepted samples/s\tfailed requests\tpeak RSS MiB\tfinal RSS MiB\tserver CPU s per 1M samples\t")
 	for _, r := range rs {
 		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%d\t%.1f\t%.1f\t%.2f\t\n", r.Round, r.System, r.SamplesPerSec, r.Failed, mib(r.PeakRSS), mib(r.FinalRSS), r.CPUSeconds/float64(max(1, r.Accepted))*1e6)
