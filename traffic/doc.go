@@ -13,4 +13,14 @@
 // the proxy's verdict, connection errors, telemetry silence and predicted
 // risk, and calls Switch. The subpackage xds serves the same routes to Envoy
 // and to gRPC clients.
+//
+// The HTTP data plane has two paths. Plain HTTP/1.1 keep-alive requests
+// with bodies small enough to retry take a fast path (h1.go): heads parsed
+// strictly in place, one write to a pooled backend connection, the response
+// relayed by its own framing, all on the client connection's goroutine. A
+// connection whose request the fast path declines (HTTP/1.0, upgrades,
+// Expect, chunked or large request bodies, anything unusual) is handed, with
+// what was read of it, to net/http and httputil.ReverseProxy for the rest of
+// its life. Both share dispatch: routing, holding, retries, draining and
+// accounting are the same on either.
 package traffic

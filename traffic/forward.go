@@ -47,48 +47,81 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, &proxyError{status: http.StatusBadRequest, reason: err.Error(), err: err}
 	}
-	replayable := body.buffered && idempotent(req)
-	ctx := req.Context()
+	var resp *http.Response
+	err = p.dispatch(attempts{
+		ctx:        req.Context(),
+		method:     req.Method,
+		path:       req.URL.Path,
+		replayable: body.buffered && idempotent(req.Method, req.Header),
+		untouched:  body.untouched,
+	}, func(t *target, link bool) (err error) {
+		resp, err = p.send(req, t, &body, link)
+		return err
+	})
+	return resp, err
+}
+
+// attempts describes a request to dispatch: what decides whether it may be
+// sent again after a failed attempt.
+type attempts struct {
+	ctx          context.Context // the client's: dispatch gives up when it ends
+	method, path string          // for reasons and logs
+	replayable   bool            // buffered and idempotent: may be sent again after any failure
+	untouched    func() bool     // no byte of the body has been consumed by an attempt
+	// watch, if set, is called when the request is about to be held: it
+	// returns a context that also ends if the client leaves meanwhile, and
+	// a function to call when the hold is over. Without it, ctx must end
+	// when the client leaves (net/http's request context does).
+	watch func(context.Context) (context.Context, func())
+}
+
+// dispatch sends a request, by calls to try, until a backend answers: it
+// picks the backend of each attempt (holding the request while none is
+// usable), retries where that is safe, and marks a backend that failed an
+// attempt suspect. try gets the backend and whether to link the attempt to
+// the backend's abandonment (see send). A nil error means try succeeded;
+// otherwise the error is a *proxyError to answer with, or the context's.
+func (p *Proxy) dispatch(a attempts, try func(t *target, link bool) error) error {
 	deadline := time.Now().Add(p.cfg.HoldTimeout)
 	for attempt := 1; ; attempt++ {
-		t, late, err := p.acquire(ctx, deadline)
+		t, late, err := p.acquire(a.ctx, deadline, a.watch)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		// Linking an attempt to its backend's abandonment costs a context
 		// per request; only a switch abandons, so link only when one can
 		// happen (a standby or fallback is registered).
 		r := p.route.Load()
-		link := replayable && (r.standby != nil || len(r.fallback) > 0 || r.switching)
-		resp, err := p.send(req, t, &body, link)
+		link := a.replayable && (r.standby != nil || len(r.fallback) > 0 || r.switching)
+		err = try(t, link)
 		if err == nil {
-			return resp, nil
+			return nil
 		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err() // the client left; nobody to answer
+		if a.ctx.Err() != nil {
+			return a.ctx.Err() // the client left; nobody to answer
 		}
 		abandoned := errors.Is(err, errAbandoned)
 		if !abandoned && !backendFault(err) {
-			return nil, p.failure(http.StatusBadGateway, t, err, "%s: %v", t.backend.Name, err)
+			return p.failure(http.StatusBadGateway, t, err, "%s: %v", t.backend.Name, err)
 		}
 		if !abandoned {
 			p.observe(t, true)
 			p.markSuspect(t, err)
 		}
 		switch {
-		case !abandoned && !replayable && !(beforeWrite(err) && body.untouched()):
-			return nil, p.failure(http.StatusBadGateway, t, err,
-				"%s: %v (not retried: %s %s may have been applied and is not idempotent)", t.backend.Name, err, req.Method, req.URL.Path)
+		case !abandoned && !a.replayable && !(beforeWrite(err) && a.untouched()):
+			return p.failure(http.StatusBadGateway, t, err,
+				"%s: %v (not retried: %s %s may have been applied and is not idempotent)", t.backend.Name, err, a.method, a.path)
 		case late:
-			return nil, p.failure(http.StatusBadGateway, t, err,
+			return p.failure(http.StatusBadGateway, t, err,
 				"%s: %v (after holding %s for recovery or a switch)", t.backend.Name, err, p.cfg.HoldTimeout)
 		case attempt >= maxAttempts:
-			return nil, p.failure(http.StatusBadGateway, t, err,
+			return p.failure(http.StatusBadGateway, t, err,
 				"%s: %v (gave up after %d attempts)", t.backend.Name, err, attempt)
 		}
 		p.stats.retries.Add(1)
 		p.metrics.retries.Inc()
-		p.log.Debug("retrying request", "method", req.Method, "path", req.URL.Path, "backend", t.backend.Name, "attempt", attempt, "err", err)
+		p.log.Debug("retrying request", "method", a.method, "path", a.path, "backend", t.backend.Name, "attempt", attempt, "err", err)
 	}
 }
 
@@ -100,7 +133,8 @@ func (p *Proxy) failure(status int, t *target, err error, format string, args ..
 // While the route is not open the request is held until it opens, the client
 // leaves, or deadline passes; then it goes to a serving member anyway (late),
 // except during a switch, when the old set must not receive anything more.
-func (p *Proxy) acquire(ctx context.Context, deadline time.Time) (t *target, late bool, err error) {
+// watch, if not nil, is called as the hold begins (see attempts.watch).
+func (p *Proxy) acquire(ctx context.Context, deadline time.Time, watch func(context.Context) (context.Context, func())) (t *target, late bool, err error) {
 	for r := p.route.Load(); r.open; r = p.route.Load() {
 		if t := pick(r.usable); p.enter(r, t) {
 			return t, false, nil
@@ -111,6 +145,11 @@ func (p *Proxy) acquire(ctx context.Context, deadline time.Time) (t *target, lat
 	p.stats.holding.Add(1)
 	p.metrics.heldTotal.Inc()
 	p.metrics.held.Inc()
+	if watch != nil {
+		var stop func()
+		ctx, stop = watch(ctx)
+		defer stop()
+	}
 	defer func() {
 		p.stats.holding.Add(-1)
 		p.metrics.held.Dec()
@@ -240,18 +279,25 @@ func backendFault(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// idempotent reports whether sending req twice has the effect of sending it
-// once, by method or by an idempotency key the backend honours.
-func idempotent(req *http.Request) bool {
-	switch req.Method {
+// idempotent reports whether sending a request twice has the effect of
+// sending it once, by method or by an idempotency key the backend honours.
+func idempotent(method string, h http.Header) bool {
+	if idempotentMethod(method) {
+		return true
+	}
+	if _, ok := h["Idempotency-Key"]; ok {
+		return true
+	}
+	_, ok := h["X-Idempotency-Key"]
+	return ok
+}
+
+func idempotentMethod(method string) bool {
+	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
 		return true
 	}
-	if _, ok := req.Header["Idempotency-Key"]; ok {
-		return true
-	}
-	_, ok := req.Header["X-Idempotency-Key"]
-	return ok
+	return false
 }
 
 // requestBody is a request's body kept so that it can be sent again.
@@ -367,20 +413,41 @@ func wrapBody(resp *http.Response, t *target, cancel context.CancelFunc) io.Read
 // serveError answers a request the proxy could not get a backend answer
 // for, with the reason in the body.
 func (p *Proxy) serveError(w http.ResponseWriter, req *http.Request, err error) {
+	if req.Context().Err() != nil {
+		p.countCanceled(err)
+		w.WriteHeader(http.StatusBadGateway) // nobody reads it
+		return
+	}
+	status, msg := p.failedAnswer(err, req.Method, req.URL.Path)
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(msg)))
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg)
+}
+
+// countCanceled counts a request whose client left before it was answered.
+func (p *Proxy) countCanceled(err error) {
+	p.stats.canceled.Add(1)
+	var pe *proxyError
+	if errors.As(err, &pe) && pe.backend != nil {
+		pe.backend.canceled.Inc()
+		return
+	}
+	p.metrics.requests.WithLabelValues(noBackend, outcomeCanceled).Inc()
+}
+
+// failedAnswer counts and logs a request that failed (err is dispatch's) and
+// returns the status and body to answer it with: the body says why.
+func (p *Proxy) failedAnswer(err error, method, path string) (status int, body string) {
 	status, reason, t := http.StatusBadGateway, err.Error(), (*target)(nil)
 	var pe *proxyError
 	if errors.As(err, &pe) {
 		status, reason, t = pe.status, pe.reason, pe.backend
-	}
-	if req.Context().Err() != nil {
-		p.stats.canceled.Add(1)
-		if t != nil {
-			t.canceled.Inc()
-		} else {
-			p.metrics.requests.WithLabelValues(noBackend, outcomeCanceled).Inc()
-		}
-		w.WriteHeader(http.StatusBadGateway) // nobody reads it
-		return
 	}
 	p.stats.failed.Add(1)
 	if t != nil {
@@ -388,17 +455,8 @@ func (p *Proxy) serveError(w http.ResponseWriter, req *http.Request, err error) 
 	} else {
 		p.metrics.requests.WithLabelValues(noBackend, outcomeFailed).Inc()
 	}
-	p.log.Warn("request failed", "method", req.Method, "path", req.URL.Path, "status", status, "reason", reason)
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", "1")
-	}
-	msg := "phoenix traffic " + string(p.cfg.Component) + ": " + reason + "\n"
-	h.Set("Content-Length", strconv.Itoa(len(msg)))
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, msg)
+	p.log.Warn("request failed", "method", method, "path", path, "status", status, "reason", reason)
+	return status, "phoenix traffic " + string(p.cfg.Component) + ": " + reason + "\n"
 }
 
 // rewrite prepares the outgoing request; the backend is chosen per attempt.

@@ -116,6 +116,7 @@ func (a *app) routes() http.Handler {
 		a.mu.Unlock()
 	})
 	a.faultRoutes(mux)
+	a.shapeRoutes(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Served-By", a.name)
 		if code := a.fail.Load(); code != 0 && r.URL.Path != "/healthz" && !strings.HasPrefix(r.URL.Path, "/admin/") {
@@ -188,6 +189,40 @@ func (a *app) faultRoutes(mux *http.ServeMux) {
 		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 		brw.Flush()
 		io.Copy(conn, brw)
+	})
+}
+
+// shapeRoutes answer in the shapes HTTP/1.1 allows, for the data plane's
+// framing: echoed bodies, streamed chunks with a trailer, informational
+// responses, no content.
+func (a *app) shapeRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.RequestURI(), body)
+	})
+	// /stream/{n} sends n chunks, one per wait, and an X-Chunks trailer.
+	mux.HandleFunc("GET /stream/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.PathValue("n"))
+		w.Header().Set("Trailer", "X-Chunks")
+		rc := http.NewResponseController(w)
+		for i := range n {
+			fmt.Fprintf(w, "chunk %d\n", i)
+			rc.Flush()
+			time.Sleep(20 * time.Millisecond)
+		}
+		w.Header().Set("X-Chunks", strconv.Itoa(n))
+	})
+	mux.HandleFunc("GET /early", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		io.WriteString(w, "after hints")
+	})
+	mux.HandleFunc("GET /nothing", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
 	})
 }
 

@@ -90,6 +90,7 @@ type target struct {
 	draining atomic.Bool
 	idle     chan struct{} // cap 1: tells a drain that inflight reached zero
 	passive  passive
+	pool     *h1Pool // keep-alive connections of the HTTP fast path; nil for TCP
 
 	// abandonCtx is cancelled when a switch gives up waiting for this
 	// target's in-flight requests; retryable ones are linked to it.
@@ -111,6 +112,7 @@ type target struct {
 
 type counters struct {
 	served, failed, canceled, retries, held, switches atomic.Uint64
+	handoffs                                          atomic.Uint64 // connections the HTTP fast path gave to net/http
 	holding                                           atomic.Int64
 }
 
@@ -223,6 +225,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	wg.Wait()
 	p.transport.CloseIdleConnections()
 	p.healthTransport.CloseIdleConnections()
+	p.closePools()
 	p.log.Info("proxy stopped")
 	return err
 }
@@ -232,21 +235,6 @@ type server interface {
 	serve(net.Listener) error
 	shutdown(context.Context) error // graceful: waits for in-flight work or ctx
 	close() error                   // cuts what is left
-}
-
-type httpServer struct{ *http.Server }
-
-func (s httpServer) serve(ln net.Listener) error        { return s.Serve(ln) }
-func (s httpServer) shutdown(ctx context.Context) error { return s.Shutdown(ctx) }
-func (s httpServer) close() error                       { return s.Close() }
-
-func (p *Proxy) newHTTPServer() server {
-	return httpServer{&http.Server{
-		Handler:           p.rp,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-	}}
 }
 
 // Active returns a backend traffic goes to: the first healthy member of the
@@ -322,6 +310,9 @@ func (p *Proxy) newTarget(b Backend) *target {
 		abandon:    cancel,
 		health:     newHysteresis(),
 	}
+	if p.cfg.Protocol != TCP {
+		t.pool = newH1Pool(t.addr, p.cfg.DialTimeout)
+	}
 	t.outlier.winStart = p.cfg.Now()
 	p.metrics.resolve(t)
 	p.metrics.healthy.WithLabelValues(b.Name).Set(1)
@@ -334,6 +325,9 @@ func (p *Proxy) dropLocked(t *target) {
 		return
 	}
 	t.abandon()
+	if t.pool != nil {
+		t.pool.close()
+	}
 	p.metrics.healthy.DeleteLabelValues(t.backend.Name)
 }
 
@@ -440,4 +434,15 @@ func (p *Proxy) notifyRoute(cause string) {
 	defer p.notifyMu.Unlock()
 	serving := backendsOf(p.route.Load().joined)
 	p.cfg.OnRoute(RouteChange{Component: p.cfg.Component, Protocol: p.cfg.Protocol, Active: serving, Cause: cause})
+}
+
+// closePools closes the fast path's idle connections to every backend.
+func (p *Proxy) closePools() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range append(append(p.active[:len(p.active):len(p.active)], p.fallback...), p.standby) {
+		if t != nil && t.pool != nil {
+			t.pool.close()
+		}
+	}
 }

@@ -2,7 +2,6 @@ package traffic
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -35,25 +34,7 @@ func newTCPServer(p *Proxy) *tcpServer {
 }
 
 func (s *tcpServer) serve(ln net.Listener) error {
-	var backoff time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if s.closing.Load() {
-				return net.ErrClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.p.log.Warn("accept failed, retrying", "err", err, "in", backoff)
-				time.Sleep(backoff)
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		s.wg.Go(func() { s.handle(c) })
-	}
+	return acceptLoop(ln, &s.closing, s.p, func(c net.Conn) { s.wg.Go(func() { s.handle(c) }) })
 }
 
 func (s *tcpServer) shutdown(ctx context.Context) error {
@@ -82,7 +63,7 @@ func (s *tcpServer) handle(client net.Conn) {
 	defer client.Close()
 	deadline := time.Now().Add(p.cfg.HoldTimeout)
 	for attempt := 1; ; attempt++ {
-		t, late, err := p.acquire(s.ctx, deadline)
+		t, late, err := p.acquire(s.ctx, deadline, nil)
 		if err != nil {
 			p.stats.failed.Add(1)
 			p.log.Warn("connection closed without a backend", "client", client.RemoteAddr().String(), "err", err)

@@ -1,0 +1,667 @@
+package traffic
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Timeouts of the HTTP data plane, the same for both of its paths.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
+// h1Server is the HTTP data plane. It serves plain HTTP/1.1 keep-alive
+// traffic itself, a connection per goroutine, with a request's whole
+// exchange on that goroutine: a head parsed in place, one write to the
+// backend, the response copied through. That is what makes the proxy's
+// throughput comparable to HAProxy's; net/http's server with
+// httputil.ReverseProxy over http.Transport costs about twice as much CPU
+// per request (a Request and Header maps per hop, and two goroutines per
+// backend connection handing each request over channels).
+//
+// At the first request the fast path does not take (see parseRequestHead:
+// HTTP/1.0, upgrades, Expect, chunked or large request bodies, anything
+// unusual), the connection is handed, with the bytes already read, to a
+// net/http server whose handler is the ReverseProxy, for the rest of its
+// life. Both paths share the proxy's dispatch: the same routing, holding,
+// retries, draining and accounting.
+type h1Server struct {
+	p       *Proxy
+	std     *http.Server
+	handoff *handoffListener
+	ctx     context.Context // ended by close: cuts every exchange
+	cancel  context.CancelFunc
+	closing atomic.Bool
+	served  chan error // std's Serve result
+
+	mu    sync.Mutex
+	conns map[*h1Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+var _ server = (*h1Server)(nil)
+
+func (p *Proxy) newHTTPServer() server {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &h1Server{
+		p: p,
+		std: &http.Server{
+			Handler:           p.rp,
+			ReadHeaderTimeout: readHeaderTimeout,
+			IdleTimeout:       idleTimeout,
+			ErrorLog:          p.rp.ErrorLog,
+		},
+		handoff: newHandoffListener(p.ln.Addr()),
+		ctx:     ctx,
+		cancel:  cancel,
+		served:  make(chan error, 1),
+		conns:   map[*h1Conn]struct{}{},
+	}
+}
+
+func (s *h1Server) serve(ln net.Listener) error {
+	go func() { s.served <- s.std.Serve(s.handoff) }()
+	return acceptLoop(ln, &s.closing, s.p, func(c net.Conn) {
+		hc := newH1Conn(s, c)
+		s.mu.Lock()
+		s.conns[hc] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Go(hc.serve)
+	})
+}
+
+// shutdown stops accepting, closes idle connections as they become idle,
+// and waits for the rest, like net/http's Shutdown.
+func (s *h1Server) shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.p.ln.Close()
+	stdDone := make(chan error, 1)
+	go func() { stdDone <- s.std.Shutdown(ctx) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.closeIdle() == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	s.wg.Wait()
+	return <-stdDone
+}
+
+// closeIdle wakes the connections waiting for a request, so that they close,
+// and returns how many connections are left.
+func (s *h1Server) closeIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.idle.Load() {
+			_ = c.conn.SetReadDeadline(aLongTimeAgo)
+		}
+	}
+	return len(s.conns)
+}
+
+func (s *h1Server) close() error {
+	s.closing.Store(true)
+	s.cancel()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.conn.Close()
+	}
+	s.mu.Unlock()
+	err := s.std.Close()
+	s.wg.Wait()
+	return err
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// h1Conn is a client connection on the fast path.
+type h1Conn struct {
+	s        *h1Server
+	p        *Proxy
+	conn     net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	idle     atomic.Bool // waiting for a request: shutdown may close it
+	clientIP string
+
+	head []byte // the request head, copied out of br
+	req  h1Request
+	body []byte // the request body
+	// replayable: idempotent, so it may be sent again after any failure
+	// (the body is always buffered on this path)
+	replayable bool
+	gone       bool   // the client closed its connection while the request was held
+	out        []byte // the head sent to the backend
+
+	// The answered attempt: its backend, connection and response.
+	t    *target
+	bc   *h1Backend
+	resp h1Response
+}
+
+func newH1Conn(s *h1Server, c net.Conn) *h1Conn {
+	ip := c.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(ip); err == nil {
+		ip = host
+	}
+	return &h1Conn{
+		s: s, p: s.p, conn: c, clientIP: ip,
+		br: bufio.NewReaderSize(c, h1ReadBuffer),
+		bw: bufio.NewWriterSize(c, 16<<10),
+	}
+}
+
+func (c *h1Conn) forget() {
+	c.s.mu.Lock()
+	delete(c.s.conns, c)
+	c.s.mu.Unlock()
+}
+
+// serve runs the connection's requests one after the other until the
+// client or the proxy closes it, or a request is for net/http.
+func (c *h1Conn) serve() {
+	handed := false
+	defer func() {
+		c.forget()
+		if !handed {
+			c.conn.Close()
+		}
+	}()
+	for {
+		c.idle.Store(true)
+		if c.s.closing.Load() {
+			return
+		}
+		_ = c.conn.SetReadDeadline(time.Now().Add(idleTimeout))
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		c.idle.Store(false)
+		err := c.readRequest()
+		if errors.Is(err, errDecline) {
+			handed = c.handOff()
+			return
+		}
+		if err != nil {
+			return
+		}
+		if !c.exchange() || c.req.close || c.s.closing.Load() {
+			return
+		}
+	}
+}
+
+// readRequest reads a request head and its body, if the fast path takes it.
+func (c *h1Conn) readRequest() error {
+	var head []byte
+	for from, timed := 0, false; ; {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		if i := bytes.Index(buf[from:], []byte("\r\n\r\n")); i >= 0 {
+			head = buf[:from+i+4]
+			break
+		}
+		if len(buf) == c.br.Size() {
+			return declinef("head larger than %d bytes", c.br.Size())
+		}
+		from = max(0, len(buf)-3)
+		if !timed {
+			_ = c.conn.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+			timed = true
+		}
+		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			if len(buf) > 0 && errors.Is(err, io.EOF) {
+				return declinef("incomplete head") // net/http answers it
+			}
+			return err
+		}
+	}
+	// Parse a copy: the parsed slices point into it, and reading the body
+	// may reuse the reader's buffer.
+	c.head = append(c.head[:0], head...)
+	if err := parseRequestHead(c.head, c.p.cfg.MaxRetryBody, &c.req); err != nil {
+		return err
+	}
+	_, _ = c.br.Discard(len(head))
+	n := int(c.req.contentLength)
+	if cap(c.body) < n {
+		c.body = make([]byte, n)
+	}
+	c.body = c.body[:n]
+	_, err := io.ReadFull(c.br, c.body)
+	return err
+}
+
+// handOff gives the connection, with what was read of it, to net/http.
+func (c *h1Conn) handOff() bool {
+	_ = c.conn.SetReadDeadline(time.Time{})
+	c.p.stats.handoffs.Add(1)
+	return c.s.handoff.push(&handedConn{Conn: c.conn, r: c.br})
+}
+
+// exchange forwards the request read and answers the client. It reports
+// whether the connection may serve another request.
+func (c *h1Conn) exchange() bool {
+	p := c.p
+	method := methodName(c.req.method)
+	c.replayable = idempotentMethod(method) || c.req.idempotencyKey
+	err := p.dispatch(attempts{
+		ctx:        c.s.ctx,
+		method:     method,
+		path:       string(c.req.target),
+		replayable: c.replayable,
+		untouched:  func() bool { return true }, // the body is buffered
+		watch:      c.watchClient,
+	}, c.attempt)
+	if err != nil {
+		if c.s.ctx.Err() != nil || c.gone {
+			p.countCanceled(err)
+			return false
+		}
+		return c.answerError(err, method)
+	}
+	ok := c.relay()
+	c.t.release()
+	c.t, c.bc = nil, nil
+	return ok
+}
+
+// attempt sends the request to t and reads the response head: on success
+// c.t, c.bc and c.resp hold the answer, and t stays counted in flight until
+// relay has copied it.
+func (c *h1Conn) attempt(t *target, link bool) error {
+	p := c.p
+	if err := c.buildHead(t); err != nil {
+		t.release()
+		return &proxyError{status: http.StatusBadRequest, backend: t, reason: err.Error(), err: err}
+	}
+	// A switch that gives up waiting for t abandons the attempt by cutting
+	// its connection, whichever it is by then.
+	var cur atomic.Pointer[h1Backend]
+	var unlink func() bool
+	if link {
+		unlink = context.AfterFunc(t.abandonCtx, func() {
+			if bc := cur.Load(); bc != nil {
+				bc.cut()
+			}
+		})
+	}
+	send := func(bc *h1Backend) error {
+		cur.Store(bc)
+		if link && t.abandonCtx.Err() != nil {
+			bc.cut()
+		}
+		return bc.roundTrip(c.out, c.body, c.req.method, &c.resp)
+	}
+	bc, err := t.pool.get(c.s.ctx, c.replayable)
+	if err == nil {
+		err = send(bc)
+		if err != nil && bc.stale(err) && (bc.wrote == 0 || c.replayable) {
+			// The backend had closed the idle connection it was sent on:
+			// it never reached the backend. Send it once on a new
+			// connection, as http.Transport does.
+			bc.close()
+			if bc, err = t.pool.dial(c.s.ctx); err == nil {
+				err = send(bc)
+			}
+		}
+	}
+	if link && !unlink() {
+		// Abandoned before the response could be handed on: nothing has
+		// reached the client, so the request can go to the new active.
+		if err == nil {
+			err = errAbandoned
+		} else {
+			err = fmt.Errorf("%w: %w", errAbandoned, err)
+		}
+	}
+	if err != nil {
+		if bc != nil {
+			bc.close()
+		}
+		t.release()
+		return err
+	}
+	if c.resp.status >= 500 {
+		t.fail5xx.Inc()
+		p.observe(t, true)
+	} else {
+		t.ok.Inc()
+		p.observe(t, false)
+	}
+	p.stats.served.Add(1)
+	c.t, c.bc = t, bc
+	return nil
+}
+
+// watchClient returns a context that ends when the client closes its
+// connection, and a function that stops watching. While a request is held
+// nothing else reads the connection, so a read can tell: end of file or an
+// error means the client left; a byte (a pipelined request) means it did not.
+func (c *h1Conn) watchClient(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := c.br.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			c.gone = true
+			cancel()
+		}
+	}()
+	return ctx, func() {
+		_ = c.conn.SetReadDeadline(aLongTimeAgo)
+		<-done
+		_ = c.conn.SetReadDeadline(time.Now().Add(idleTimeout))
+		cancel()
+	}
+}
+
+// buildHead writes the request head for t into c.out: the request line,
+// Host naming the backend, the client's headers but the hop-by-hop ones, and
+// X-Forwarded-For, -Host and -Proto as ReverseProxy's SetXForwarded sets
+// them.
+func (c *h1Conn) buildHead(t *target) error {
+	r := &c.req
+	target := r.target
+	if t.prefixed {
+		u, err := url.ParseRequestURI(string(target))
+		if err != nil {
+			return err
+		}
+		out := url.URL{RawQuery: u.RawQuery}
+		out.Path, out.RawPath = joinPath(t.backend.URL, u)
+		target = []byte(out.RequestURI())
+	}
+	b := append(c.out[:0], r.method...)
+	b = append(b, ' ')
+	b = append(b, target...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, t.addr...)
+	b = append(b, "\r\n"...)
+	for _, h := range r.headers {
+		b = append(b, h.name...)
+		b = append(b, ": "...)
+		b = append(b, h.value...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "X-Forwarded-For: "...)
+	if r.xffs > 0 {
+		b = append(b, r.xff...)
+		b = append(b, ", "...)
+	}
+	b = append(b, c.clientIP...)
+	b = append(b, "\r\nX-Forwarded-Host: "...)
+	b = append(b, r.host...)
+	b = append(b, "\r\nX-Forwarded-Proto: http\r\n\r\n"...)
+	c.out = b
+	return nil
+}
+
+// relay writes the answered response to the client and copies its body. It
+// reports whether the client connection may serve another request.
+func (c *h1Conn) relay() bool {
+	r, bc := &c.resp, c.bc
+	closeAfter := c.req.close || r.close && r.length < 0 && !r.chunked || c.s.closing.Load()
+	w := c.bw
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(strconv.Itoa(r.status))
+	w.WriteByte(' ')
+	w.Write(r.reason)
+	w.WriteString("\r\n")
+	for _, h := range r.headers {
+		w.Write(h.name)
+		w.WriteString(": ")
+		w.Write(h.value)
+		w.WriteString("\r\n")
+	}
+	if closeAfter {
+		w.WriteString("Connection: close\r\n")
+	}
+	w.WriteString("\r\n")
+	var err error
+	switch {
+	case r.chunked:
+		err = copyChunked(w, bc.br)
+	case r.length >= 0:
+		err = copyN(w, bc.br, r.length)
+	default:
+		err = copyN(w, bc.br, -1)
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil && !r.close {
+		bc.put()
+	} else {
+		bc.close()
+	}
+	return err == nil && !closeAfter
+}
+
+// answerError answers a request dispatch could not get a backend answer
+// for. It reports whether the connection may serve another request.
+func (c *h1Conn) answerError(err error, method string) bool {
+	status, msg := c.p.failedAnswer(err, method, string(c.req.target))
+	w := c.bw
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(strconv.Itoa(status))
+	w.WriteByte(' ')
+	w.WriteString(http.StatusText(status))
+	w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n")
+	if status == http.StatusServiceUnavailable {
+		w.WriteString("Retry-After: 1\r\n")
+	}
+	closeAfter := c.req.close || c.s.closing.Load()
+	if closeAfter {
+		w.WriteString("Connection: close\r\n")
+	}
+	w.WriteString("Content-Length: ")
+	w.WriteString(strconv.Itoa(len(msg)))
+	w.WriteString("\r\n\r\n")
+	w.WriteString(msg)
+	return w.Flush() == nil && !closeAfter
+}
+
+// copyN copies n bytes (until EOF if n < 0) from a backend to the client,
+// flushing what it has before it waits for the backend, so that a streamed
+// response streams.
+func copyN(w *bufio.Writer, r *bufio.Reader, n int64) error {
+	for n != 0 {
+		if r.Buffered() == 0 {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if _, err := r.Peek(1); err != nil {
+				if n < 0 && errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
+		k := r.Buffered()
+		if n > 0 {
+			k = int(min(int64(k), n))
+			n -= int64(k)
+		}
+		b, _ := r.Peek(k)
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		_, _ = r.Discard(k)
+	}
+	return nil
+}
+
+// copyChunked copies a chunked body, framing included, to its last chunk
+// and trailers, checking the framing as it goes.
+func copyChunked(w *bufio.Writer, r *bufio.Reader) error {
+	line := func() ([]byte, error) {
+		if r.Buffered() == 0 {
+			if err := w.Flush(); err != nil {
+				return nil, err
+			}
+		}
+		l, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) || len(l) > h1MaxChunkLine {
+			return nil, errors.New("chunk line too long")
+		}
+		return l, err
+	}
+	for {
+		l, err := line()
+		if err != nil {
+			return err
+		}
+		size, err := parseChunkSize(l)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(l); err != nil {
+			return err
+		}
+		if size == 0 {
+			break
+		}
+		if err := copyN(w, r, size); err != nil {
+			return err
+		}
+		if l, err = line(); err != nil {
+			return err
+		}
+		if string(l) != "\r\n" {
+			return errors.New("chunk not followed by CRLF")
+		}
+		if _, err := w.Write(l); err != nil {
+			return err
+		}
+	}
+	for { // trailers, then the final CRLF
+		l, err := line()
+		if err != nil {
+			return err
+		}
+		t, _, ok := cutLine(l)
+		if !ok {
+			return errors.New("malformed trailer")
+		}
+		if len(t) > 0 {
+			if _, _, err := parseHeaderLine(t); err != nil {
+				return fmt.Errorf("malformed trailer %q", clip(t))
+			}
+		}
+		if _, err := w.Write(l); err != nil {
+			return err
+		}
+		if string(l) == "\r\n" {
+			return nil
+		}
+	}
+}
+
+// methodName returns m as a string, without allocating for common methods.
+func methodName(m []byte) string {
+	for _, s := range [...]string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodHead,
+		http.MethodDelete, http.MethodPatch, http.MethodOptions, http.MethodTrace} {
+		if string(m) == s {
+			return s
+		}
+	}
+	return string(m)
+}
+
+// acceptLoop accepts connections on ln and hands each to handle, until ln
+// fails: then it returns net.ErrClosed if closing is set, else the error.
+// Temporary failures (timeouts, out of file descriptors) are retried with
+// backoff.
+func acceptLoop(ln net.Listener, closing *atomic.Bool, p *Proxy, handle func(net.Conn)) error {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if closing.Load() {
+				return net.ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				p.log.Warn("accept failed, retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		handle(c)
+	}
+}
+
+// handedConn is a connection handed to net/http with what the fast path had
+// read of it.
+type handedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *handedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// handoffListener is the listener net/http serves handed-off connections from.
+type handoffListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newHandoffListener(addr net.Addr) *handoffListener {
+	return &handoffListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (q *handoffListener) push(c net.Conn) bool {
+	select {
+	case q.conns <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+func (q *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.conns:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *handoffListener) Close() error {
+	q.closed.Do(func() { close(q.done) })
+	return nil
+}
+
+func (q *handoffListener) Addr() net.Addr { return q.addr }
+
+// isConnGone reports whether err says the peer closed the connection.
+func isConnGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}

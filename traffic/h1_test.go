@@ -1,0 +1,274 @@
+package traffic
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestFastPathShapes: responses of every framing HTTP/1.1 has reach the
+// client whole, through the fast path, one keep-alive connection carrying
+// them all, and a streamed response streams.
+func TestFastPathShapes(t *testing.T) {
+	backend := startBackend(t, "orders@primary")
+	p := startProxy(t, Config{}, backend.backend())
+	base := "http://" + p.Addr().String()
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	t.Cleanup(client.CloseIdleConnections)
+
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+		want               string
+		length             int64 // the Content-Length the client sees, -1 if none
+	}{
+		{"GET", "/who", "", 200, "orders@primary", 14},
+		{"PUT", "/echo", "x", 200, "PUT /echo x", 11},
+		{"POST", "/echo?q=1&r=%20", "hello", 200, "POST /echo?q=1&r=%20 hello", 26},
+		{"DELETE", "/echo", "", 200, "DELETE /echo ", 13},
+		{"HEAD", "/who", "", 200, "", 14},
+		{"GET", "/nothing", "", 204, "", 0},
+		{"GET", "/early", "", 200, "after hints", 11},
+		{"GET", "/stream/3", "", 200, "chunk 0\nchunk 1\nchunk 2\n", -1},
+	} {
+		req, err := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.body == "" {
+			req.Body = nil
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		body := readAll(t, resp)
+		if resp.StatusCode != tc.status || body != tc.want || resp.ContentLength != tc.length {
+			t.Errorf("%s %s = %d %q (length %d), want %d %q (length %d)", tc.method, tc.path,
+				resp.StatusCode, body, resp.ContentLength, tc.status, tc.want, tc.length)
+		}
+		if tc.path == "/stream/3" && resp.Trailer.Get("X-Chunks") != "3" {
+			t.Errorf("trailer X-Chunks = %q, want 3", resp.Trailer.Get("X-Chunks"))
+		}
+	}
+	if st := p.Status(); st.Served != 8 || st.Failed != 0 || p.stats.handoffs.Load() != 0 {
+		t.Errorf("served %d, failed %d, handed to net/http %d; want 8, 0, 0", st.Served, st.Failed, p.stats.handoffs.Load())
+	}
+
+	// A streamed response streams: its first chunk arrives before the
+	// backend has written the last.
+	resp, err := client.Get(base + "/stream/4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	first := time.Now()
+	rest, err := io.ReadAll(br)
+	if err != nil || string(rest) != "chunk 1\nchunk 2\nchunk 3\n" {
+		t.Fatalf("rest of the stream = %q, %v", rest, err)
+	}
+	if gap := time.Since(first); gap < 40*time.Millisecond {
+		t.Errorf("the last chunks came %s after the first; the backend waits 20ms between chunks, so the first was held back", gap)
+	}
+}
+
+// TestHandOff: a request the fast path does not take is served by net/http,
+// and so is the rest of its connection.
+func TestHandOff(t *testing.T) {
+	backend := startBackend(t, "orders@primary")
+	p := startProxy(t, Config{MaxRetryBody: 16}, backend.backend())
+	long := strings.Repeat("y", 40)
+	for _, tc := range []struct {
+		name, request, want string
+	}{
+		{"HTTP/1.0", "GET /echo HTTP/1.0\r\nHost: o\r\nConnection: keep-alive\r\n\r\n", "GET /echo "},
+		{"chunked request body", "PUT /echo HTTP/1.1\r\nHost: o\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "PUT /echo hello"},
+		{"expect continue", "PUT /echo HTTP/1.1\r\nHost: o\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello", "PUT /echo hello"},
+		{"body over MaxRetryBody", "PUT /echo HTTP/1.1\r\nHost: o\r\nContent-Length: 40\r\n\r\n" + long, "PUT /echo " + long},
+		{"absolute form", "GET http://o/echo?a=1 HTTP/1.1\r\nHost: o\r\n\r\n", "GET /echo?a=1 "},
+		{"head beyond the fast path's buffer", "GET /echo HTTP/1.1\r\nHost: o\r\nX-Big: " + strings.Repeat("z", h1ReadBuffer) + "\r\n\r\n", "GET /echo "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := p.stats.handoffs.Load()
+			conn, err := net.Dial("tcp", p.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			br := bufio.NewReader(conn)
+			for i, req := range []string{tc.request, "GET /who HTTP/1.1\r\nHost: o\r\n\r\n"} {
+				if _, err := io.WriteString(conn, req); err != nil {
+					t.Fatal(err)
+				}
+				resp := finalResponse(t, br)
+				body := readAll(t, resp)
+				want := tc.want
+				if i == 1 {
+					want = backend.name
+				}
+				if resp.StatusCode != http.StatusOK || body != want {
+					t.Fatalf("request %d: %s %q, want 200 %q", i+1, resp.Status, body, want)
+				}
+			}
+			if n := p.stats.handoffs.Load() - before; n != 1 {
+				t.Errorf("connections handed to net/http = %d, want 1", n)
+			}
+		})
+	}
+}
+
+// finalResponse reads responses from br until one that is not
+// informational.
+func finalResponse(t *testing.T, br *bufio.Reader) *http.Response {
+	t.Helper()
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode >= 200 {
+			return resp
+		}
+	}
+}
+
+// TestPipelinedAndClose: requests sent together are answered in order, and
+// a client's Connection: close closes the connection after its answer.
+func TestPipelinedAndClose(t *testing.T) {
+	backend := startBackend(t, "orders@primary")
+	p := startProxy(t, Config{}, backend.backend())
+	conn, err := net.Dial("tcp", p.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "PUT /echo HTTP/1.1\r\nHost: o\r\nContent-Length: 3\r\n\r\none"+
+		"GET /who HTTP/1.1\r\nHost: o\r\n\r\n"+
+		"PUT /echo HTTP/1.1\r\nHost: o\r\nContent-Length: 5\r\nConnection: close\r\n\r\nthree")
+	br := bufio.NewReader(conn)
+	for _, want := range []string{"PUT /echo one", backend.name, "PUT /echo three"} {
+		resp := finalResponse(t, br)
+		if body := readAll(t, resp); body != want {
+			t.Fatalf("answer %q, want %q", body, want)
+		}
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after Connection: close, read %q, %v; want the connection closed", n, err)
+	}
+	if h := p.stats.handoffs.Load(); h != 0 {
+		t.Errorf("handed to net/http: %d connections, want 0", h)
+	}
+}
+
+// TestBackendClosesIdleConnections: a backend that closes idle keep-alive
+// connections quickly (as many servers do after a second or two) fails no
+// request, idempotent or not, and is not taken for a failing one.
+func TestBackendClosesIdleConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened atomic.Int32
+	srv := &http.Server{
+		IdleTimeout: 10 * time.Millisecond,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %s", r.Method, body)
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				opened.Add(1)
+			}
+		},
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	p := startProxy(t, Config{}, Backend{Name: "idle-closer", URL: &url.URL{Scheme: "http", Host: ln.Addr().String()}})
+	for i := range 10 {
+		method := []string{http.MethodGet, http.MethodPost}[i%2]
+		req, _ := http.NewRequest(method, "http://"+p.Addr().String()+"/", strings.NewReader("b"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := readAll(t, resp); resp.StatusCode != http.StatusOK || body != method+" b" {
+			t.Fatalf("request %d: %s %q", i+1, resp.Status, body)
+		}
+		time.Sleep(30 * time.Millisecond) // past the backend's idle timeout
+	}
+	st := p.Status()
+	if st.Failed != 0 || st.Retries != 0 || !st.Active.Healthy {
+		t.Errorf("failed %d, retried %d, active healthy %v; want 0, 0, true", st.Failed, st.Retries, st.Active.Healthy)
+	}
+	if n := opened.Load(); n < 5 {
+		t.Errorf("backend saw %d connections, want one per request or so: its idle timeout did not close them, and the test proved nothing", n)
+	}
+}
+
+// TestBackendResponseShapes: a backend speaking HTTP/1.0, or ending its
+// body by closing, is relayed whole; one answering garbage gets the client a
+// 502 that says so.
+func TestBackendResponseShapes(t *testing.T) {
+	for _, tc := range []struct {
+		name, answer string
+		status       int
+		want         string
+	}{
+		{"HTTP/1.0 until close", "HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\nbody until close", 200, "body until close"},
+		{"HTTP/1.1 until close", "HTTP/1.1 200 OK\r\n\r\nall of it", 200, "all of it"},
+		{"garbage", "HTTP/2.0 200 OK\r\n\r\n", 502, "malformed status line"},
+		{"smuggling attempt", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 502, "ambiguous body length"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := rawBackend(t, tc.answer)
+			p := startProxy(t, Config{}, Backend{Name: "raw", URL: &url.URL{Scheme: "http", Host: addr}})
+			resp, err := http.Get("http://" + p.Addr().String() + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(t, resp)
+			if resp.StatusCode != tc.status || !strings.Contains(body, tc.want) {
+				t.Fatalf("%s %q, want %d with %q", resp.Status, body, tc.status, tc.want)
+			}
+		})
+	}
+}
+
+// rawBackend answers every connection's first request with answer, then
+// closes it.
+func rawBackend(t *testing.T, answer string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, answer)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}

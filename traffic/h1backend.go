@@ -1,0 +1,219 @@
+package traffic
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// Bounds of a backend's connection pool. The bound on connections matters
+// after a failover: requests held through it are released together, and
+// queue for a few hundred connections instead of opening one each (a dial
+// storm that can take the new backend seconds to absorb).
+const (
+	h1MaxConns = 256
+	// h1CheckIdle: a connection idle longer than this is checked before
+	// it is reused, in case the backend closed it meanwhile (servers close
+	// idle connections after as little as a second or two). Under load
+	// connections are reused sooner and the check costs nothing.
+	h1CheckIdle = 50 * time.Millisecond
+)
+
+// h1Pool holds the fast path's keep-alive connections to one backend.
+type h1Pool struct {
+	addr   string
+	dialer net.Dialer
+	idle   chan *h1Backend // LIFO would be nicer; a channel is lock-free enough
+	slots  chan struct{}   // one per open connection
+	closed atomic.Bool
+}
+
+func newH1Pool(addr string, dialTimeout time.Duration) *h1Pool {
+	return &h1Pool{
+		addr:   addr,
+		dialer: net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second},
+		idle:   make(chan *h1Backend, h1MaxConns),
+		slots:  make(chan struct{}, h1MaxConns),
+	}
+}
+
+// get returns an idle connection that is still open, or a new one, waiting
+// while the pool is at its bound. For a request that must not be sent twice
+// (!replayable) every idle connection is checked first, since the usual
+// remedy, sending it again on a new connection when the backend turns out
+// to have closed the old one, is not open to it.
+func (p *h1Pool) get(ctx context.Context, replayable bool) (*h1Backend, error) {
+	for {
+		select {
+		case b := <-p.idle:
+			if b.usable(replayable) {
+				return b, nil
+			}
+			b.close()
+			continue
+		default:
+		}
+		select {
+		case b := <-p.idle:
+			if b.usable(replayable) {
+				return b, nil
+			}
+			b.close()
+		case p.slots <- struct{}{}:
+			return p.open(ctx)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// dial returns a new connection, waiting while the pool is at its bound.
+func (p *h1Pool) dial(ctx context.Context) (*h1Backend, error) {
+	select {
+	case p.slots <- struct{}{}:
+		return p.open(ctx)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// open dials a connection for a slot taken by the caller.
+func (p *h1Pool) open(ctx context.Context) (*h1Backend, error) {
+	c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		<-p.slots
+		return nil, err
+	}
+	return &h1Backend{conn: c, br: bufio.NewReaderSize(c, h1RespBuffer), pool: p}, nil
+}
+
+// close closes the idle connections and those returned from now on.
+func (p *h1Pool) close() {
+	p.closed.Store(true)
+	for {
+		select {
+		case b := <-p.idle:
+			b.close()
+		default:
+			return
+		}
+	}
+}
+
+// h1Backend is a connection to a backend.
+type h1Backend struct {
+	conn     net.Conn
+	br       *bufio.Reader
+	pool     *h1Pool
+	reused   bool      // has carried a request before this one
+	lastUsed time.Time // when it was put back idle
+	wrote    int64     // bytes of the current request written
+	got      bool      // a byte of the current response has been read
+	bufs     [2][]byte
+	head     []byte // the current response head, copied out of br
+	closed   bool
+}
+
+// roundTrip sends a request (its head and body) and reads the response head
+// into resp, leaving the body in br. Informational (1xx) responses are
+// passed over.
+func (b *h1Backend) roundTrip(head, body, method []byte, resp *h1Response) error {
+	b.wrote, b.got = 0, false
+	bufs := net.Buffers(b.bufs[:0])
+	bufs = append(bufs, head)
+	if len(body) > 0 {
+		bufs = append(bufs, body)
+	}
+	n, err := bufs.WriteTo(b.conn)
+	b.wrote = n
+	if err != nil {
+		return err
+	}
+	for {
+		h, err := b.readHead()
+		if err != nil {
+			return err
+		}
+		b.head = append(b.head[:0], h...)
+		_, _ = b.br.Discard(len(h))
+		if err := parseResponseHead(b.head, method, resp); err != nil {
+			return fmt.Errorf("backend response: %w", err)
+		}
+		switch {
+		case resp.status == 101:
+			return errors.New("backend response: 101 Switching Protocols to a request that asked for no upgrade")
+		case resp.status >= 200:
+			return nil
+		}
+	}
+}
+
+// readHead waits for a whole response head in br and returns it.
+func (b *h1Backend) readHead() ([]byte, error) {
+	for from := 0; ; {
+		buf, _ := b.br.Peek(b.br.Buffered())
+		if i := bytes.Index(buf[from:], []byte("\r\n\r\n")); i >= 0 {
+			return buf[:from+i+4], nil
+		}
+		if len(buf) == b.br.Size() {
+			return nil, fmt.Errorf("backend response: head larger than %d bytes", b.br.Size())
+		}
+		from = max(0, len(buf)-3)
+		if _, err := b.br.Peek(len(buf) + 1); err != nil {
+			return nil, err
+		}
+		b.got = true
+	}
+}
+
+// stale reports whether err shows the connection had been closed by the
+// backend before this request: it was reused, and the backend closed it
+// without answering a byte.
+func (b *h1Backend) stale(err error) bool {
+	return b.reused && !b.got && isConnGone(err)
+}
+
+// usable reports whether an idle connection can carry a request: recently
+// used, or checked to be still open with nothing unread.
+func (b *h1Backend) usable(replayable bool) bool {
+	if b.br.Buffered() > 0 {
+		return false
+	}
+	return replayable && time.Since(b.lastUsed) < h1CheckIdle || stillOpen(b.conn)
+}
+
+// put returns the connection to its pool for another request.
+func (b *h1Backend) put() {
+	if b.br.Buffered() > 0 || b.pool.closed.Load() {
+		b.close() // bytes nobody asked for: the connection is out of step
+		return
+	}
+	b.reused, b.lastUsed = true, time.Now()
+	select {
+	case b.pool.idle <- b:
+		if b.pool.closed.Load() {
+			b.pool.close()
+		}
+	default:
+		b.close()
+	}
+}
+
+// cut makes the connection's pending and future reads and writes fail at
+// once; the owner still closes it.
+func (b *h1Backend) cut() { _ = b.conn.SetDeadline(aLongTimeAgo) }
+
+// close closes the connection and frees its slot; once only, by its owner.
+func (b *h1Backend) close() {
+	if b.closed {
+		return
+	}
+	b.closed = true
+	b.conn.Close()
+	<-b.pool.slots
+}
