@@ -9,12 +9,20 @@ import (
 const (
 	// minLevel is the lowest level of the quantiles.
 	minLevel = 0.1
-	// budgetGain is the integral controller's gain: the level moves by this
-	// much for each interval run one shadow's worth of replicas over (down)
-	// or under (up) the shadow.
-	budgetGain = 0.05
+	// levelGrid is how many levels, from minLevel to 1-Risk, the budget
+	// weighs: their tail probabilities are geometrically spaced, so that
+	// the grid is as fine near 1-Risk as near minLevel.
+	levelGrid = 48
+	// priceGain is the integral controller's gain on the logarithm of the
+	// price: it moves by this much for each interval run one shadow's
+	// worth of replicas over (up) or under (down) the shadow.
+	priceGain = 0.1
+	// minPrice and maxPrice bound the price, in probability per replica:
+	// at maxPrice no replica is worth its cost beyond the floor, at
+	// minPrice every level up to 1-Risk is.
+	minPrice, maxPrice = 1e-6, 1.0
 	// budgetMargin is the set-point below the shadow: the controller aims
-	// at 1% fewer replicas than the HPA, so that its transients (the level
+	// at 1% fewer replicas than the HPA, so that its transients (the price
 	// it starts at, the intervals it takes to follow a change) do not
 	// carry the total above the HPA's.
 	budgetMargin = 0.01
@@ -27,26 +35,34 @@ const (
 	minCharged = 12
 )
 
-// budget sets the level of Predictive's quantiles so that it runs no more
-// replicas than the HPA would have: a shadow HPA, fed the same measurements
-// on its own replica count, counts those. At each measurement an integral
-// controller moves the level down in proportion to what Predictive ran over
-// the shadow in the interval that ends, and up in proportion to what it ran
-// under, between minLevel and 1-Risk.
+// budget chooses how many replicas Predictive provisions for so that it
+// runs no more replicas than the HPA would have: a shadow HPA, fed the same
+// measurements on its own replica count, counts those.
 //
-// The level starts at the coverage the HPA achieved while it was the
-// fallback. As long as the level stays within its bounds, the sum of what
-// Predictive ran above its set-point (1% under the shadow) is
-// (start - level)/gain shadows' worth of replica-intervals: over a long run
-// Predictive spends about 1% less than the HPA would have, the margin
-// absorbing the controller's transients. At the top the controller stops
-// counting savings (they cannot buy more), so that a series that turns
-// noisy is not met with banked credit.
+// What Predictive is judged on is the share of intervals under-provisioned,
+// for the replicas it runs. That is a budgeted newsvendor problem: over the
+// intervals t, choose counts n_t to minimise the sum of P(D_t > n_t × c)
+// with the sum of n_t within the budget. Its Lagrangian optimum is, at each
+// t, the n that maximises F_t(n × c) − λ × n, with one price λ (probability
+// of being served bought per replica) for all t: replicas go where they
+// buy most coverage, to a higher level where the forecast is sharp and a
+// lower one where it is wide, rather than to the same level everywhere. F_t
+// is read from the forecaster's quantiles on a grid of levels from
+// minLevel to 1-Risk.
+//
+// At each measurement an integral controller moves log λ up in proportion
+// to what Predictive ran over the shadow in the interval that ends, and
+// down in proportion to what it ran under. The price starts at the slope
+// of the forecast's distribution at the coverage the HPA achieved while it
+// was the fallback. The set-point is 1% under the shadow, the margin
+// absorbing the controller's transients. While the choice is at 1-Risk the
+// controller stops counting savings (they cannot buy more), so that a
+// series that turns noisy is not met with banked credit.
 type budget struct {
 	spec     HPASpec // the shadow HPA: the demand metric alone
 	capacity float64
 	risk     float64
-	// intervals seen, and under-provisioned, before the level was set
+	// intervals seen, and under-provisioned, before the price was set
 	seen, missed int
 	shadowN      int
 	hist         History
@@ -56,10 +72,24 @@ type budget struct {
 	lastClosed time.Time
 	mean       float64 // running mean of the shadow's count
 	charged    int
-	level      float64 // 0 until the forecast is first used
+	logPrice   float64
+	priced     bool // the price is set: the forecast has been used
+	// debt is what Predictive has run over the set-point since the price
+	// was set, in replica-intervals; positive while it is over.
+	debt float64
 
-	quant [2]float64 // the (end, peak) quantiles at level, for the newest forecast
-	ready bool
+	choice choice // for the newest forecast
+	ready  bool
+}
+
+// choice is what the budget asks of the newest forecast: the count to
+// scale up to (for the demand at the end of the horizon) and the count to
+// keep (for its peak), with their quantiles' levels and values.
+type choice struct {
+	up, hold           int
+	upLevel, holdLevel float64
+	end, peak          float64
+	atTop              bool // up is at the level 1-Risk
 }
 
 // countStep is what Predictive and the shadow ran from a decision on, and
@@ -73,30 +103,91 @@ func newBudget(shadow HPASpec, capacity, risk float64) *budget {
 	return &budget{spec: shadow, capacity: capacity, risk: risk}
 }
 
-// forecast reads the forecaster's quantiles at the level in use. The first
-// time the forecaster vouches for them after the budget's warm-up, the level
-// starts at the coverage the HPA (the fallback until then) achieved.
-func (b *budget) forecast(f PeakForecaster) {
-	b.ready = false
-	if b.level == 0 {
-		if b.charged < minCharged || b.seen == 0 {
-			return
-		}
-		if _, _, ok := f.Quantiles(minLevel); !ok {
-			return
-		}
-		b.level = clamp(1-float64(b.missed)/float64(b.seen), minLevel, 1-b.risk)
+// levels is the grid of levels the budget weighs, lowest first.
+func (b *budget) levels() []float64 {
+	out := make([]float64, levelGrid)
+	hi, lo := math.Log(1-minLevel), math.Log(b.risk)
+	for i := range out {
+		out[i] = 1 - math.Exp(hi+(lo-hi)*float64(i)/float64(levelGrid-1))
 	}
-	end, peak, ok := f.Quantiles(b.level)
-	b.quant, b.ready = [2]float64{end, peak}, ok
+	return out
 }
 
-// current is the level in use and its quantiles; false when unsure.
-func (b *budget) current() (level, end, peak float64, ok bool) {
-	if !b.ready {
-		return 0, 0, 0, false
+// forecast reads the forecaster's quantiles and chooses the counts at the
+// price. The first time the forecaster vouches for them after the budget's
+// warm-up, the price starts at the forecast's slope at the coverage the HPA
+// (the fallback until then) achieved.
+func (b *budget) forecast(f PeakForecaster) {
+	b.ready = false
+	if b.charged < minCharged || b.seen == 0 && !b.priced {
+		return
 	}
-	return b.level, b.quant[0], b.quant[1], true
+	if !b.priced {
+		p0 := clamp(1-float64(b.missed)/float64(b.seen), minLevel, 1-b.risk)
+		lp, ok := b.startPrice(f, p0)
+		if !ok {
+			return
+		}
+		b.logPrice, b.priced = lp, true
+	}
+	c, ok := b.choose(f, math.Exp(b.logPrice))
+	b.choice, b.ready = c, ok
+}
+
+// startPrice is the log of the slope of the forecast's distribution of the
+// demand at the horizon's end at level p, in probability per replica: the
+// price at which p is the level chosen, were the tail exponential. It
+// reads the slope between the median and p.
+func (b *budget) startPrice(f PeakForecaster, p float64) (float64, bool) {
+	mid, _, ok1 := f.Quantiles(0.5)
+	q, _, ok2 := f.Quantiles(p)
+	if !ok1 || !ok2 {
+		return 0, false
+	}
+	p = max(p, 0.6)
+	width := max((q-mid)/b.capacity, 1) // replicas between the median and p
+	price := (1 - p) * math.Log(0.5/(1-p)) / width
+	return math.Log(clamp(price, minPrice, maxPrice)), true
+}
+
+// choose picks, for the demand at the horizon's end and for its peak, the
+// level on the grid whose count n maximises p − price × n.
+func (b *budget) choose(f PeakForecaster, price float64) (choice, bool) {
+	var c choice
+	bestUp, bestHold := math.Inf(-1), math.Inf(-1)
+	levels := b.levels()
+	for i, p := range levels {
+		end, peak, ok := f.Quantiles(p)
+		if !ok {
+			return choice{}, false
+		}
+		nUp, nHold := ceilInt(end/b.capacity), ceilInt(peak/b.capacity)
+		if v := p - price*float64(nUp); v > bestUp {
+			bestUp = v
+			c.up, c.upLevel, c.end, c.atTop = nUp, p, end, i == len(levels)-1
+		}
+		if v := p - price*float64(nHold); v > bestHold {
+			bestHold = v
+			c.hold, c.holdLevel, c.peak = nHold, p, peak
+		}
+	}
+	return c, true
+}
+
+// current is the choice for the newest forecast; false when unsure.
+func (b *budget) current() (choice, bool) {
+	return b.choice, b.ready
+}
+
+// cap is the most replicas the budget affords the forecast now: any while
+// Predictive has run no more than the set-point since the price was set;
+// the shadow's count while it has run more, so that it pays its debt back
+// rather than adding to it however long the price takes to rise.
+func (b *budget) cap() int {
+	if b.debt > 0 {
+		return b.shadowN
+	}
+	return math.MaxInt
 }
 
 // tick runs the shadow at a decision.
@@ -126,7 +217,7 @@ func (b *budget) close(at time.Time, interval time.Duration, demand float64) {
 	if !ok {
 		return
 	}
-	if b.level == 0 {
+	if !b.priced {
 		b.seen++
 		if demand > ready*b.capacity {
 			b.missed++
@@ -138,15 +229,15 @@ func (b *budget) close(at time.Time, interval time.Duration, demand float64) {
 	}
 	b.charged++
 	b.mean += w * (shadow - b.mean)
-	if b.level == 0 {
+	if !b.priced {
 		return
 	}
-	top := 1 - b.risk
-	if b.level >= top && ran < (1-budgetMargin)*shadow {
-		return
-	}
+	b.debt += ran - shadow
 	err := (ran - (1-budgetMargin)*shadow) / max(b.mean, 1)
-	b.level = clamp(b.level-budgetGain*err, minLevel, top)
+	if err < 0 && b.choice.atTop {
+		return
+	}
+	b.logPrice = clamp(b.logPrice+priceGain*err, math.Log(minPrice), math.Log(maxPrice))
 }
 
 // averages are the time-averages of what Predictive and the shadow ran, and

@@ -7,9 +7,13 @@
 // ceil(current × metric / target) with a tolerance band, scale-up and
 // scale-down stabilisation windows, rate policies and min/max replicas, so
 // that the same numbers give the same decisions. Predictive adds demand
-// forecasts: it provisions for the upper bound of the peak demand expected
+// forecasts: it provisions for an upper quantile of the peak demand expected
 // over a replica's start-up time, never below what the measured demand needs,
-// and falls back to the HPA when the forecast is unsure.
+// and falls back to the HPA when the forecast is unsure. The quantile's level
+// is chosen at each decision by a price per replica (a budgeted newsvendor:
+// higher where the forecast is sharp, lower where it is wide), which an
+// integral controller sets so that Predictive runs no more replicas than a
+// shadow HPA would.
 //
 // Acting is separate: an Actor turns a replica count into provider instances
 // registered in a traffic pool, and removes replicas by draining them from

@@ -58,18 +58,22 @@ const DefaultRisk = 0.01
 // (the HPA rule at full capacity).
 //
 // The quantile's level is set by a budget: the replicas the HPA itself
-// would run, counted online by a shadow HPA fed the same measurements. An
-// integral controller lowers the level while Predictive runs more replicas
-// than the shadow and raises it while it runs fewer, between 0.1 and
-// 1-Risk (see budget). The HPA buys safety with fixed headroom over the
-// last measurement; Predictive spends the same, or less when 1-Risk is
-// cheaper, where the forecast says the demand will be. Until the forecaster
-// vouches for its quantiles and the budget has been seen for a while, or
-// while even the lowest level runs more than the shadow, the forecast is
-// unsure and Predictive is the HPA.
+// would run, counted online by a shadow HPA fed the same measurements. At
+// each forecast, the level (between 0.1 and 1-Risk) is the one whose count
+// n maximises the probability of covering the demand minus a price × n:
+// high where the forecast is sharp and a replica buys much coverage, lower
+// where it is wide. An integral controller raises the price while
+// Predictive runs more replicas than the shadow and lowers it while it runs
+// fewer, and once Predictive has run more in total than the shadow it runs
+// at most the shadow's count until it has paid that back (see budget). The
+// HPA buys safety with fixed headroom over the last measurement; Predictive
+// spends the same, or less when 1-Risk is cheaper, where the forecast says
+// the demand will be and where it buys the most. Until the forecaster
+// vouches for its quantiles and the budget has been seen for a while, the
+// forecast is unsure and Predictive is the HPA.
 //
-// Scaling down has hysteresis: the quantile must fall below the current
-// capacity by the scale-down tolerance, and the HPA's scale-down
+// Scaling down has hysteresis: the peak's quantile must fall below the
+// current capacity by the scale-down tolerance, and the HPA's scale-down
 // stabilisation window and rate policies apply to Predictive's proposals as
 // to the HPA's. Not safe for concurrent use.
 type Predictive struct {
@@ -144,14 +148,14 @@ func (p *Predictive) Observe(at time.Time, demand float64) {
 	p.budget.forecast(p.cfg.Forecaster)
 }
 
-// Level is the quantiles' level Predictive provisions for now; 0 while the
-// forecast is unsure and Predictive is the HPA.
-func (p *Predictive) Level() float64 {
-	l, _, _, ok := p.budget.current()
-	if !ok {
+// Price is the budget's price of a replica, in probability of being
+// served bought per replica; 0 while the forecast is unsure and Predictive
+// is the HPA.
+func (p *Predictive) Price() float64 {
+	if _, ok := p.budget.current(); !ok {
 		return 0
 	}
-	return l
+	return math.Exp(p.budget.logPrice)
 }
 
 // Decide proposes the larger of the forecast's count and the reactive
@@ -176,7 +180,7 @@ func (p *Predictive) Decide(s Snapshot) Decision {
 }
 
 func (p *Predictive) decide(s Snapshot, h *History) Decision {
-	level, end, peak, sure := p.budget.current()
+	c, sure := p.budget.current()
 	if !sure {
 		d := p.cfg.HPA.decide(s, h)
 		d.Message = "forecast unsure, reactive: " + d.Message
@@ -196,28 +200,28 @@ func (p *Predictive) decide(s Snapshot, h *History) Decision {
 	if floor < 0 {
 		return Decision{Replicas: s.Replicas, Reason: "FailedGetMetrics", Message: err.Error(), Err: err}
 	}
-	want := p.forecastReplicas(end, peak, s.Replicas)
+	want := min(p.forecastReplicas(c.up, c.hold, c.peak, s.Replicas), p.budget.cap())
 	proposed := max(floor, want)
 	if want > floor {
 		metric = "forecast"
 	}
 	d := spec.normalize(s, h, proposed)
 	d.Proposal, d.Metric, d.Err = proposed, metric, err
-	d.Message = fmt.Sprintf("demand %.3g-quantiles: %.4g at the horizon, %.4g at its peak: %s", level, end, peak, d.Message)
+	d.Message = fmt.Sprintf("demand %.3g-quantile %.4g at the horizon, %.3g-quantile %.4g at its peak: %s", c.upLevel, c.end, c.holdLevel, c.peak, d.Message)
 	return d
 }
 
 // forecastReplicas is the count the forecast asks of current replicas.
 // Replicas added now serve only from the end of the horizon, so scaling up
-// covers the quantile there (end); replicas removed now cannot be replaced
-// before the end, so scaling down keeps the peak's quantile covered, and
-// only once it is below the current capacity by the scale-down tolerance.
-func (p *Predictive) forecastReplicas(end, peak float64, current int) int {
-	c := p.cfg.Capacity
-	switch up, hold := ceilInt(end/c), ceilInt(peak/c); {
+// follows the count chosen for the demand there (up); replicas removed now
+// cannot be replaced before the end, so scaling down keeps the count chosen
+// for the peak (hold), and only once it is below the current count by the
+// scale-down tolerance.
+func (p *Predictive) forecastReplicas(up, hold int, peak float64, current int) int {
+	switch {
 	case up > current:
 		return up
-	case hold < current && peak < (1-p.cfg.HPA.Behavior.ScaleDown.Tolerance)*float64(current)*c:
+	case hold < current && peak < (1-p.cfg.HPA.Behavior.ScaleDown.Tolerance)*float64(current)*p.cfg.Capacity:
 		return hold
 	}
 	return current

@@ -1,9 +1,12 @@
 package scale
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // fixedForecast is a forecaster whose quantiles a test sets.
@@ -61,8 +64,8 @@ func TestPredictiveUnsure(t *testing.T) {
 			t.Fatalf("after measurement %d: predictive %d, HPA %d; want the same while unsure (%v vs %v)", i, pred[i], hpa[i], pred, hpa)
 		}
 	}
-	if f.seen != len(demand) || p.Level() != 0 {
-		t.Fatalf("forecaster saw %d measurements, level %v; want %d and 0", f.seen, p.Level(), len(demand))
+	if f.seen != len(demand) || p.Price() != 0 {
+		t.Fatalf("forecaster saw %d measurements, level %v; want %d and 0", f.seen, p.Price(), len(demand))
 	}
 }
 
@@ -77,7 +80,7 @@ func TestPredictiveAhead(t *testing.T) {
 		flat[i] = 300
 	}
 	pred, hpa := drive(p, t0, flat, 4)
-	if p.Level() == 0 {
+	if p.Price() == 0 {
 		t.Fatal("still unsure after 30 measurements with a sure forecaster")
 	}
 	// The HPA holds 300/80 -> 4 replicas; the forecast asks 3.
@@ -102,24 +105,25 @@ func TestPredictiveAhead(t *testing.T) {
 func TestForecastReplicas(t *testing.T) {
 	p := newTestPredictive(t, &fixedForecast{})
 	tests := []struct {
-		name      string
-		end, peak float64
-		current   int
-		want      int
+		name     string
+		up, hold int
+		peak     float64
+		current  int
+		want     int
 	}{
-		{"up to the end's quantile", 750, 900, 3, 8},
-		{"hold for the peak", 450, 900, 6, 6},
-		{"down to the peak", 300, 450, 10, 5},
+		{"up to the end's count", 8, 9, 900, 3, 8},
+		{"hold for the peak", 5, 9, 900, 6, 6},
+		{"down to the peak", 3, 5, 450, 10, 5},
 		// 19 replicas would cover 1850, but it is within the 10% scale-down
 		// tolerance of the 20 running.
-		{"hysteresis keeps", 300, 1850, 20, 20},
-		{"past the tolerance", 300, 1790, 20, 18},
-		{"no change", 300, 350, 4, 4},
+		{"hysteresis keeps", 3, 19, 1850, 20, 20},
+		{"past the tolerance", 3, 18, 1790, 20, 18},
+		{"no change", 3, 4, 350, 4, 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := p.forecastReplicas(tt.end, tt.peak, tt.current); got != tt.want {
-				t.Fatalf("forecastReplicas(%v, %v, %d) = %d, want %d", tt.end, tt.peak, tt.current, got, tt.want)
+			if got := p.forecastReplicas(tt.up, tt.hold, tt.peak, tt.current); got != tt.want {
+				t.Fatalf("forecastReplicas(%d, %d, %v, %d) = %d, want %d", tt.up, tt.hold, tt.peak, tt.current, got, tt.want)
 			}
 		})
 	}
@@ -174,5 +178,73 @@ func TestBudgetAverages(t *testing.T) {
 	}
 	if _, _, _, ok := b.averages(t0.Add(time.Minute), t0.Add(time.Minute)); ok {
 		t.Fatal("empty window averaged")
+	}
+}
+
+// normalForecast has normal quantiles: mean + sigma × z(p), at the end and
+// at the peak alike.
+type normalForecast struct{ mean, sigma float64 }
+
+func (f normalForecast) Observe(time.Time, float64) {}
+func (f normalForecast) Quantiles(p float64) (float64, float64, bool) {
+	q := f.mean + f.sigma*distuv.UnitNormal.Quantile(p)
+	return q, q, true
+}
+
+// TestBudgetChoose checks the budget's allocation at a price: a sharp
+// forecast is covered to a higher level than a wide one, since each replica
+// buys more probability there; no price is worth a replica at the highest,
+// every level is worth it at the lowest.
+func TestBudgetChoose(t *testing.T) {
+	b := newBudget(DefaultHPA(1000, demandMetric100), 1, 0.01)
+	tests := []struct {
+		name           string
+		f              normalForecast
+		price          float64
+		minLevel, maxL float64
+	}{
+		{"sharp at a mid price", normalForecast{100, 2}, 0.01, 0.95, 0.99},
+		{"wide at the same price", normalForecast{100, 40}, 0.01, 0.1, 0.7},
+		{"the highest price", normalForecast{100, 40}, maxPrice, 0.1, 0.1},
+		{"the lowest price", normalForecast{100, 40}, minPrice, 0.99, 0.99},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, ok := b.choose(tt.f, tt.price)
+			if !ok {
+				t.Fatal("choose: not ok")
+			}
+			if c.upLevel < tt.minLevel-1e-9 || c.upLevel > tt.maxL+1e-9 {
+				t.Fatalf("level %v (%d replicas), want %v to %v", c.upLevel, c.up, tt.minLevel, tt.maxL)
+			}
+			if want, _, _ := tt.f.Quantiles(c.upLevel); c.up != ceilInt(want) || c.hold != c.up {
+				t.Fatalf("counts up %d, hold %d; want both ceil(%v)", c.up, c.hold, want)
+			}
+			if top := c.upLevel > 0.99-1e-9; c.atTop != top {
+				t.Fatalf("atTop %v at level %v", c.atTop, c.upLevel)
+			}
+		})
+	}
+}
+
+// TestBudgetDebt checks that once Predictive has run more replicas in total
+// than the shadow, the budget affords the forecast no more than the
+// shadow's count, and that the price rises while it runs over.
+func TestBudgetDebt(t *testing.T) {
+	b := newBudget(DefaultHPA(10, demandMetric100), 100, 0.01)
+	b.priced, b.charged, b.mean, b.shadowN, b.logPrice = true, minCharged, 5, 5, math.Log(0.01)
+	if got := b.cap(); got != math.MaxInt {
+		t.Fatalf("cap with no debt = %d, want none", got)
+	}
+	price := b.logPrice
+	b.steps = []countStep{{at: t0, ran: 7, shadow: 5, ready: 7}}
+	b.close(t0.Add(time.Minute), time.Minute, 300)
+	if b.cap() != 5 || !(b.logPrice > price) {
+		t.Fatalf("after running 7 for the shadow's 5: cap %d, log price %v (was %v); want 5 and a rise", b.cap(), b.logPrice, price)
+	}
+	b.steps = []countStep{{at: t0.Add(time.Minute), ran: 2, shadow: 5, ready: 2}}
+	b.close(t0.Add(2*time.Minute), time.Minute, 100)
+	if got := b.cap(); got != math.MaxInt {
+		t.Fatalf("cap after paying back = %d, want none", got)
 	}
 }

@@ -47,9 +47,9 @@ const (
 // DeriveModel derives a capacity model from the start of a trace only (its
 // first day, at least 12 samples), so that nothing about the future informs
 // the replay: the interval is the median spacing of those samples, a
-// replica starts in one interval, and serves a fifth of their median demand
-// (so that typical demand needs 5 replicas; the mean if the median is 0,
-// and 1 if both are).
+// replica starts in one interval, and serves a tenth of their median demand
+// (so that typical demand needs replicasAtMedian = 10 replicas; the mean if
+// the median is 0, and 1 if both are).
 func DeriveModel(trace []Sample) (Model, error) {
 	if len(trace) < 2 {
 		return Model{}, errors.New("trace: need at least 2 samples to derive the interval")

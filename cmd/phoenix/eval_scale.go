@@ -40,7 +40,9 @@ Policies:
               the last 5 minutes), at least 1 replica
   predictive  the same HPA as a fallback and a budget; provisions for a conformal
               quantile of the demand over the start-up time, never below ceil(demand / N),
-              at the highest level (up to 1 - --risk) that runs no more replicas than the HPA
+              at the level (up to 1 - --risk) where a replica buys the coverage a price
+              per replica asks; the price is set so that it runs no more replicas than
+              the HPA, and while it has run more, it runs at most the HPA's count
   all         both, one after the other (with --json, one object per line)
 
 Defaults derived from the trace's first day only (at least 12 samples):
