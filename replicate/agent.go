@@ -383,7 +383,7 @@ func (a *Agent) build(w http.ResponseWriter, r *http.Request, copies bool) error
 		base.ModTime = time.Unix(0, mt)
 		b, err = a.sink.startInPlace(p, base)
 	} else {
-		b, err = a.sink.startBuild(ctx, p, r.URL.Query().Get("id"), from)
+		b, err = a.sink.startBuild(ctx, p, r.URL.Query().Get("id"), from, copies)
 	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)

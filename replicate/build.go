@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -38,16 +39,18 @@ func shortHash(s string) string {
 }
 
 // build is a file being written under a temp name in the destination,
-// renamed over its target by commit. It hashes everything the file holds.
+// renamed over its target by commit. It checksums everything the file
+// holds as it is written.
 type build struct {
 	d      *DirSink
 	target string // slash path of the result
 	tmp    string // OS path of the temp file, relative to the root
 	f      *os.File
-	h      *blake3.Hasher
-	n      int64 // bytes in the file
-	resume bool  // keep the temp file on failure
-	locked bool  // holds the partial's lock
+	crc    uint32         // CRC-32C of the file's content, for FileMeta.Checksum
+	h      *blake3.Hasher // BLAKE3 of it, for FileMeta.Digest; nil unless asked for at the start
+	n      int64          // bytes in the file
+	resume bool           // keep the temp file on failure
+	locked bool           // holds the partial's lock
 }
 
 // lockPartial waits until no other build uses the partial name.
@@ -89,14 +92,19 @@ func (b *build) release() {
 // startBuild opens the temp file for p. With id empty the temp file is new
 // and from must be 0. Otherwise it is the partial for (p, id): it is created
 // if missing, must hold at least from bytes, and is cut to from; its first
-// from bytes are read back into the hash. Partials of p for other versions
-// are deleted.
-func (d *DirSink) startBuild(ctx context.Context, p, id string, from int64) (*build, error) {
+// from bytes are read back into the checks. Partials of p for other
+// versions are deleted. digest says whether to compute the BLAKE3 digest as
+// the file is written (a patch); without, a Digest given at commit is
+// checked by reading the file back.
+func (d *DirSink) startBuild(ctx context.Context, p, id string, from int64, digest bool) (*build, error) {
 	name, err := d.resolve(p)
 	if err != nil {
 		return nil, err
 	}
-	b := &build{d: d, target: p, h: blake3.New(), resume: id != ""}
+	b := &build{d: d, target: p, resume: id != ""}
+	if digest {
+		b.h = blake3.New()
+	}
 	if id == "" {
 		if from != 0 {
 			return nil, fmt.Errorf("resume at %d without a version", from)
@@ -133,7 +141,9 @@ func (d *DirSink) startBuild(ctx context.Context, p, id string, from int64) (*bu
 	return b, nil
 }
 
-// rewind keeps the partial's first from bytes, hashing them.
+// rewind keeps the partial's first from bytes, checksumming them: what the
+// disk gives back is what the checks cover, so a partial damaged there
+// fails verification.
 func (b *build) rewind(ctx context.Context, from int64) error {
 	info, err := b.f.Stat()
 	if err != nil {
@@ -145,12 +155,21 @@ func (b *build) rewind(ctx context.Context, from int64) error {
 	if err := b.f.Truncate(from); err != nil {
 		return fmt.Errorf("cut partial at %d: %w", from, err)
 	}
-	if _, err := copyCtx(ctx, b.h, io.NewSectionReader(b.f, 0, from)); err != nil {
+	if _, err := copyCtx(ctx, writerFunc(b.sum), io.NewSectionReader(b.f, 0, from)); err != nil {
 		return fmt.Errorf("read partial: %w", err)
 	}
 	b.n = from
 	_, err = b.f.Seek(from, io.SeekStart)
 	return err
+}
+
+// sum adds data, the file's next bytes, to the checks.
+func (b *build) sum(data []byte) error {
+	b.crc = crc32.Update(b.crc, crcTable, data)
+	if b.h != nil {
+		b.h.Write(data)
+	}
+	return nil
 }
 
 // partialSize returns how many bytes the partial for (p, id) holds; 0 if
@@ -194,7 +213,7 @@ func (b *build) write(data []byte) error {
 	if _, err := b.f.Write(data); err != nil {
 		return classify(err)
 	}
-	b.h.Write(data)
+	_ = b.sum(data)
 	b.n += int64(len(data))
 	return nil
 }
@@ -228,36 +247,30 @@ func (b *build) copyRange(ctx context.Context, ref Ref, off, n int64) error {
 		return fmt.Errorf("copy from %s: expected %d bytes of %s, found %d of %s: %w",
 			ref.Path, ref.Size, ref.ModTime.Format(time.RFC3339Nano), info.Size(), info.ModTime().Format(time.RFC3339Nano), ErrChanged)
 	}
-	w := io.MultiWriter(b.f, b.h)
-	m, err := copyCtx(ctx, w, io.NewSectionReader(f, off, n))
-	b.n += m
-	if err != nil {
-		return fmt.Errorf("copy from %s: %w", ref.Path, classify(err))
+	if _, err := copyCtx(ctx, writerFunc(b.write), io.NewSectionReader(f, off, n)); err != nil {
+		return fmt.Errorf("copy from %s: %w", ref.Path, err) // write classified it
 	}
 	return nil
 }
 
-// commit verifies the digest, makes the file durable, gives it meta and
-// renames it over the target.
+// commit verifies the checks meta carries, gives the file meta's mode and
+// mtime, makes it durable (fsync: the rename must never expose a file whose
+// data a crash could still lose) and renames it over the target.
 func (b *build) commit(meta FileMeta) error {
 	defer b.release()
-	if !meta.Digest.IsZero() {
-		var got Digest
-		copy(got[:], b.h.Sum(nil))
-		if got != meta.Digest {
-			b.abort(false)
-			return fmt.Errorf("%s: BLAKE3 of the %d bytes written is %x, the source's is %x: %w", b.target, b.n, got[:8], meta.Digest[:8], ErrVerify)
-		}
+	if err := b.verify(meta); err != nil {
+		b.abort(false)
+		return err
 	}
-	err := b.f.Sync()
-	if cerr := b.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = b.d.root.Chmod(b.tmp, meta.Perm)
-	}
+	err := b.f.Chmod(meta.Perm)
 	if err == nil {
 		err = b.d.root.Chtimes(b.tmp, time.Time{}, meta.ModTime)
+	}
+	if err == nil {
+		err = b.f.Sync()
+	}
+	if cerr := b.f.Close(); err == nil {
+		err = cerr
 	}
 	if err == nil {
 		err = b.d.root.Rename(b.tmp, filepath.FromSlash(b.target))
@@ -267,6 +280,32 @@ func (b *build) commit(meta FileMeta) error {
 		return classify(err)
 	}
 	b.d.touched(path.Dir(b.target))
+	return nil
+}
+
+// verify compares the file with the checks meta carries, failing with
+// ErrVerify.
+func (b *build) verify(meta FileMeta) error {
+	if c := meta.Checksum; c != nil && (c.Size != b.n || c.CRC != b.crc) {
+		return fmt.Errorf("%s: %d bytes written with CRC-32C %08x, the source read %d with %08x: %w", b.target, b.n, b.crc, c.Size, c.CRC, ErrVerify)
+	}
+	if meta.Digest.IsZero() {
+		return nil
+	}
+	h := b.h
+	if h == nil {
+		// Not computed on the way: read the file back (from the page
+		// cache, as a rule).
+		h = blake3.New()
+		if _, err := io.Copy(h, io.NewSectionReader(b.f, 0, b.n)); err != nil {
+			return fmt.Errorf("%s: read back for its digest: %w", b.target, err)
+		}
+	}
+	var got Digest
+	copy(got[:], h.Sum(nil))
+	if got != meta.Digest {
+		return fmt.Errorf("%s: BLAKE3 of the %d bytes written is %x, the source's is %x: %w", b.target, b.n, got[:8], meta.Digest[:8], ErrVerify)
+	}
 	return nil
 }
 

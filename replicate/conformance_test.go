@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/zeebo/blake3"
 )
 
 // bytesContent is a Content over a byte slice with fixed metadata.
@@ -45,6 +47,7 @@ func testSinkConformance(t *testing.T, open func(t *testing.T) (Sink, string)) {
 		{"mkdir, list and remove", conformListRemove},
 		{"unsafe paths are refused", conformUnsafe},
 		{"a failed replace leaves the old file and no temp", conformFailedReplace},
+		{"replace verifies the checksum and the digest", conformVerify},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, dir := open(t)
@@ -206,6 +209,50 @@ func conformFailedReplace(t *testing.T, s Sink, dir string) {
 		t.Errorf("content %q, want the old version", got)
 	}
 	readTree(t, dir, true)
+}
+
+// conformVerify sends a file with each kind of whole-file check, right and
+// wrong: a wrong one fails with ErrVerify and leaves the old file.
+func conformVerify(t *testing.T, s Sink, dir string) {
+	ctx := context.Background()
+	data := pattern(3, 300_000)
+	good := checksumOf(data)
+	digest := Digest(blake3.Sum256(data))
+	for _, tc := range []struct {
+		name   string
+		meta   FileMeta
+		wantOK bool
+	}{
+		{"right checksum", FileMeta{Checksum: good}, true},
+		{"right digest", FileMeta{Digest: digest}, true},
+		{"both right", FileMeta{Checksum: good, Digest: digest}, true},
+		{"wrong CRC", FileMeta{Checksum: &Checksum{Size: good.Size, CRC: good.CRC ^ 1}}, false},
+		{"truncated", FileMeta{Checksum: &Checksum{Size: good.Size + 1, CRC: good.CRC}}, false},
+		{"wrong digest", FileMeta{Digest: Digest{1}}, false},
+		{"right checksum, wrong digest", FileMeta{Checksum: good, Digest: Digest{1}}, false},
+		{"wrong checksum, right digest", FileMeta{Checksum: &Checksum{Size: good.Size, CRC: good.CRC + 1}, Digest: digest}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.Replace(ctx, "f", newBytesContent([]byte("old"), 0o644, conformTime)); err != nil {
+				t.Fatal(err)
+			}
+			c := newBytesContent(data, 0o640, conformTime)
+			c.meta.Checksum, c.meta.Digest = tc.meta.Checksum, tc.meta.Digest
+			_, err := s.Replace(ctx, "f", c)
+			got, _ := os.ReadFile(filepath.Join(dir, "f"))
+			switch {
+			case tc.wantOK && err != nil:
+				t.Fatalf("Replace = %v", err)
+			case tc.wantOK && !bytes.Equal(got, data):
+				t.Errorf("content of %d bytes, want the %d sent", len(got), len(data))
+			case !tc.wantOK && !errors.Is(err, ErrVerify):
+				t.Fatalf("Replace = %v, want ErrVerify", err)
+			case !tc.wantOK && string(got) != "old":
+				t.Errorf("content %.20q after a failed check, want the old version", got)
+			}
+			readTree(t, dir, true)
+		})
+	}
 }
 
 var errBroken = errors.New("source broke")

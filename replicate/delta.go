@@ -463,7 +463,7 @@ func (r *round) patch(pt Patcher, f *os.File, a action, srcSize int64, start tim
 }
 
 func (r *round) patchOnce(pt Patcher, f *os.File, a action, srcSize int64, start time.Time, inPlace bool) error {
-	c, err := newSourceFile(r.ctx, f, 0, start, true, r.lim)
+	c, err := newSourceFile(r.ctx, f, 0, start, checkDigest, r.lim)
 	if err != nil {
 		return err
 	}

@@ -173,7 +173,7 @@ func (d *DirSink) Sum(ctx context.Context, p string, off, n int64) ([sha256.Size
 // against c's digest, fsync, mode and mtime, rename over path. The
 // directory is fsynced by Flush.
 func (d *DirSink) Replace(ctx context.Context, p string, c Content) (int64, error) {
-	b, err := d.startBuild(ctx, p, "", 0)
+	b, err := d.startBuild(ctx, p, "", 0, false)
 	if err != nil {
 		return 0, fmt.Errorf("replace %s: %w", p, err)
 	}
@@ -194,7 +194,7 @@ func (d *DirSink) Patch(ctx context.Context, p string, delta Delta) (int64, erro
 	if base, ok := inPlaceBase(delta); ok {
 		b, err = d.startInPlace(p, base)
 	} else {
-		b, err = d.startBuild(ctx, p, "", 0)
+		b, err = d.startBuild(ctx, p, "", 0, true)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("patch %s: %w", p, err)

@@ -12,6 +12,7 @@
 // writes a local directory, RemoteSink a target Agent over HTTP(S), with
 // checked frames, resumable partial files and bearer-token auth. Every file
 // written whole or patched is verified on arrival against the source's
-// BLAKE3 before it is renamed into place; files that only grew are extended
-// in place so a follower tailing them keeps its file open.
+// check before it is renamed into place (length and CRC-32C for a file sent
+// whole, BLAKE3 for a patch: see Checksum); files that only grew are
+// extended in place so a follower tailing them keeps its file open.
 package replicate

@@ -24,7 +24,8 @@ import (
 //
 //	'D' data: the bytes themselves
 //	'C' copy: path length (uint16) | path | size | mtime (ns) | offset | length (int64 each)
-//	'E' end:  permissions (uint32) | mtime (ns, int64) | digest flag (1 byte) | BLAKE3-256 (32 bytes, if flagged)
+//	'E' end:  permissions (uint32) | mtime (ns, int64) | check flags (1 byte) |
+//	          BLAKE3-256 (32 bytes, if flag bit 0) | size (int64) and CRC-32C (uint32) (if flag bit 1)
 //	'A' abort: the source's reason, as text
 //
 // A transfer is complete only when its 'E' frame arrived.
@@ -84,14 +85,31 @@ func copyBody(ref Ref, off, n int64) []byte {
 	return binary.LittleEndian.AppendUint64(b, uint64(n))
 }
 
+// End frame check flags: which whole-file checks follow.
+const (
+	endDigest   = 1 << 0 // FileMeta.Digest
+	endChecksum = 1 << 1 // FileMeta.Checksum
+)
+
 func endBody(m FileMeta) []byte {
 	b := binary.LittleEndian.AppendUint32(nil, uint32(m.Perm.Perm()))
 	b = binary.LittleEndian.AppendUint64(b, uint64(m.ModTime.UnixNano()))
-	if m.Digest.IsZero() {
-		return append(b, 0)
+	var flags byte
+	if !m.Digest.IsZero() {
+		flags |= endDigest
 	}
-	b = append(b, 1)
-	return append(b, m.Digest[:]...)
+	if m.Checksum != nil {
+		flags |= endChecksum
+	}
+	b = append(b, flags)
+	if flags&endDigest != 0 {
+		b = append(b, m.Digest[:]...)
+	}
+	if flags&endChecksum != 0 {
+		b = binary.LittleEndian.AppendUint64(b, uint64(m.Checksum.Size))
+		b = binary.LittleEndian.AppendUint32(b, m.Checksum.CRC)
+	}
+	return b
 }
 
 // frameReader decodes frames from a stream.
@@ -161,7 +179,7 @@ func parseFrame(kind byte, body []byte) (frame, error) {
 		}
 		return f, nil
 	case frameEnd:
-		if len(body) != 13 && len(body) != 13+32 {
+		if len(body) < 13 {
 			return f, fmt.Errorf("end frame of %d bytes: %w", len(body), errBadFrame)
 		}
 		perm := binary.LittleEndian.Uint32(body)
@@ -170,12 +188,27 @@ func parseFrame(kind byte, body []byte) (frame, error) {
 		}
 		f.meta.Perm = fs.FileMode(perm)
 		f.meta.ModTime = time.Unix(0, int64(binary.LittleEndian.Uint64(body[4:])))
-		switch {
-		case body[12] == 0 && len(body) == 13:
-		case body[12] == 1 && len(body) == 45:
-			copy(f.meta.Digest[:], body[13:])
-		default:
-			return f, fmt.Errorf("end frame: digest flag %d with %d bytes: %w", body[12], len(body), errBadFrame)
+		flags, rest := body[12], body[13:]
+		want := 0
+		if flags&endDigest != 0 {
+			want += len(Digest{})
+		}
+		if flags&endChecksum != 0 {
+			want += 12
+		}
+		if flags&^(endDigest|endChecksum) != 0 || len(rest) != want {
+			return f, fmt.Errorf("end frame: check flags %#x with %d bytes: %w", flags, len(body), errBadFrame)
+		}
+		if flags&endDigest != 0 {
+			copy(f.meta.Digest[:], rest)
+			rest = rest[len(Digest{}):]
+		}
+		if flags&endChecksum != 0 {
+			size := int64(binary.LittleEndian.Uint64(rest))
+			if size < 0 {
+				return f, fmt.Errorf("end frame: checksum of %d bytes: %w", size, errBadFrame)
+			}
+			f.meta.Checksum = &Checksum{Size: size, CRC: binary.LittleEndian.Uint32(rest[8:])}
 		}
 		return f, nil
 	}

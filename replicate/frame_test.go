@@ -18,6 +18,26 @@ func sampleFrames() []byte {
 	return b
 }
 
+func TestEndFrameChecks(t *testing.T) {
+	for _, m := range []FileMeta{
+		{Perm: 0o600, ModTime: time.Unix(1, 2)},
+		{Perm: 0o640, ModTime: time.Unix(7, 8), Digest: Digest{1, 2, 3}},
+		{Perm: 0o644, ModTime: time.Unix(9, 10), Checksum: &Checksum{Size: 1 << 40, CRC: 0xdeadbeef}},
+		{Perm: 0o644, ModTime: time.Unix(9, 10), Checksum: &Checksum{}},
+		{Perm: 0o755, ModTime: time.Unix(11, 12), Digest: Digest{31: 9}, Checksum: &Checksum{Size: 5, CRC: 1}},
+	} {
+		f, err := newFrameReader(bytes.NewReader(appendFrame(nil, frameEnd, endBody(m)))).next()
+		if err != nil {
+			t.Fatalf("%+v: %v", m, err)
+		}
+		got := f.meta
+		if got.Perm != m.Perm || !got.ModTime.Equal(m.ModTime) || got.Digest != m.Digest ||
+			(got.Checksum == nil) != (m.Checksum == nil) || (m.Checksum != nil && *got.Checksum != *m.Checksum) {
+			t.Errorf("end frame of %+v decoded as %+v", m, got)
+		}
+	}
+}
+
 func TestFramesRoundTrip(t *testing.T) {
 	fr := newFrameReader(bytes.NewReader(sampleFrames()))
 	want := []frame{
@@ -56,6 +76,18 @@ func TestFramesDetectDamage(t *testing.T) {
 		{"copy out of range", func([]byte) []byte {
 			return appendFrame(nil, frameCopy, copyBody(Ref{Path: "a", Size: 10}, 5, 6))
 		}},
+		{"end with unknown check flags", func([]byte) []byte {
+			body := endBody(FileMeta{})
+			body[12] = 4
+			return appendFrame(nil, frameEnd, body)
+		}},
+		{"end with a short checksum", func([]byte) []byte {
+			body := endBody(FileMeta{Checksum: &Checksum{Size: 3, CRC: 4}})
+			return appendFrame(nil, frameEnd, body[:len(body)-1])
+		}},
+		{"end with a negative checksum size", func([]byte) []byte {
+			return appendFrame(nil, frameEnd, endBody(FileMeta{Checksum: &Checksum{Size: -1}}))
+		}},
 		{"end with bad perm", func([]byte) []byte {
 			body := endBody(FileMeta{})
 			binary.LittleEndian.PutUint32(body, 0o7777)
@@ -86,6 +118,7 @@ func TestFramesDetectDamage(t *testing.T) {
 func FuzzFrames(f *testing.F) {
 	f.Add(sampleFrames())
 	f.Add(appendFrame(nil, frameAbort, []byte("cannot read")))
+	f.Add(appendFrame(nil, frameEnd, endBody(FileMeta{Perm: 0o644, ModTime: time.Unix(3, 4), Checksum: &Checksum{Size: 10, CRC: 11}})))
 	f.Add([]byte{frameData, 0xff, 0xff, 0xff, 0x7f})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr := newFrameReader(bytes.NewReader(b))

@@ -71,9 +71,10 @@ type Stats struct {
 }
 
 // Snapshot makes the directory dst a verified full copy of src: every file
-// is written whole (temp file, fsync, rename) and its BLAKE3 compared on
-// arrival with the source's before the rename, and whatever src does not
-// have is removed.
+// is written whole (temp file, fsync, rename) and its length and CRC-32C
+// compared on arrival with the source's before the rename, and whatever src
+// does not have is removed. When it returns without error, all of it is on
+// stable storage.
 // dst is created if missing. Files written during the snapshot are copied as
 // they are when read; the next Sync picks up the rest.
 func Snapshot(ctx context.Context, src, dst string) (Stats, error) {
@@ -478,7 +479,7 @@ func (r *round) isPrefix(f *os.File, p string, dstSize, srcSize int64, whole boo
 // end. With no new bytes (a verified racy file) it only refreshes the mode
 // and mtime.
 func (r *round) appendTail(f *os.File, a action, srcSize int64, start time.Time) error {
-	c, err := newSourceFile(r.ctx, f, a.dst.Size, start, false, r.lim)
+	c, err := newSourceFile(r.ctx, f, a.dst.Size, start, checkNone, r.lim)
 	if err != nil {
 		return err
 	}
@@ -499,9 +500,9 @@ func (r *round) appendTail(f *os.File, a action, srcSize int64, start time.Time)
 }
 
 // copyWhole replaces the destination file with the source's current
-// content, which the sink verifies on arrival against its BLAKE3 digest.
+// content, which the sink verifies on arrival against its Checksum.
 func (r *round) copyWhole(f *os.File, p string, srcSize int64, start time.Time) error {
-	c, err := newSourceFile(r.ctx, f, 0, start, true, r.lim)
+	c, err := newSourceFile(r.ctx, f, 0, start, checkChecksum, r.lim)
 	if err != nil {
 		return err
 	}

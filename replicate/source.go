@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -61,9 +62,19 @@ type fileState struct {
 	modTime time.Time
 }
 
+// check says which whole-file check a sourceFile computes over what it
+// hands out.
+type check int
+
+const (
+	checkNone     check = iota // an append: the tail is not checked whole
+	checkChecksum              // a whole copy: FileMeta.Checksum, CRC-32C
+	checkDigest                // a patch: FileMeta.Digest, BLAKE3
+)
+
 // sourceFile is the Content of one source file, read from its current
-// offset to EOF. It hashes what it hands out, and at EOF decides which mtime
-// the destination may carry (see racyModTime).
+// offset to EOF. It checksums what it hands out, and at EOF decides which
+// mtime the destination may carry (see racyModTime).
 type sourceFile struct {
 	ctx   context.Context
 	f     *os.File
@@ -71,7 +82,9 @@ type sourceFile struct {
 	start time.Time     // wall clock when reading began; compared with the kernel's mtimes
 	base  int64         // offset reading started at
 	n     int64         // bytes handed out
-	h     *blake3.Hasher
+	check check
+	h     *blake3.Hasher // checkDigest
+	crc   uint32         // checkChecksum
 	id    string
 	meta  FileMeta
 	state fileState
@@ -83,16 +96,16 @@ var (
 	_ Identified = (*sourceFile)(nil)
 )
 
-// newSourceFile reads f from offset base, hashing what it reads if hashed
-// (the digest then covers bytes base onwards: callers hash whole files
+// newSourceFile reads f from offset base, computing the check over what it
+// reads (which then covers bytes base onwards: callers check whole files
 // from 0). start must be taken before any byte of f that the destination
 // will hold was read.
-func newSourceFile(ctx context.Context, f *os.File, base int64, start time.Time, hashed bool, lim *rate.Limiter) (*sourceFile, error) {
+func newSourceFile(ctx context.Context, f *os.File, base int64, start time.Time, c check, lim *rate.Limiter) (*sourceFile, error) {
 	if _, err := f.Seek(base, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("seek %s to %d: %w", f.Name(), base, err)
 	}
-	s := &sourceFile{ctx: ctx, f: f, start: start, base: base, lim: lim}
-	if hashed {
+	s := &sourceFile{ctx: ctx, f: f, start: start, base: base, lim: lim, check: c}
+	if c == checkDigest {
 		s.h = blake3.New()
 	}
 	if info, err := f.Stat(); err == nil {
@@ -124,7 +137,10 @@ func (s *sourceFile) Read(p []byte) (int, error) {
 	}
 	m, err := s.f.Read(p)
 	s.n += int64(m)
-	if s.h != nil {
+	switch s.check {
+	case checkChecksum:
+		s.crc = crc32.Update(s.crc, crcTable, p[:m])
+	case checkDigest:
 		s.h.Write(p[:m])
 	}
 	if werr := throttle(s.ctx, s.lim, m); werr != nil {
@@ -151,7 +167,10 @@ func (s *sourceFile) finish() error {
 	s.done = true
 	s.state = fileState{size: size, modTime: info.ModTime()}
 	s.meta = FileMeta{Perm: info.Mode().Perm(), ModTime: info.ModTime()}
-	if s.h != nil {
+	switch s.check {
+	case checkChecksum:
+		s.meta.Checksum = &Checksum{Size: s.n, CRC: s.crc}
+	case checkDigest:
 		copy(s.meta.Digest[:], s.h.Sum(nil))
 	}
 	if info.Size() != size || !info.ModTime().Before(s.start.Add(-racyWindow)) {

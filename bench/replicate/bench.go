@@ -17,7 +17,7 @@ import (
 
 // benchSnapshot times full copies of src: tar | tar (and the same followed
 // by a filesystem sync, for a durable comparison), Snapshot in process
-// (temp file, BLAKE3 verified on arrival, fsync, rename, per file), and a
+// (temp file, CRC-32C verified on arrival, fsync, rename, per file), and a
 // snapshot pushed by a source agent to a target agent. Best of o.runs.
 func benchSnapshot(ctx context.Context, o options, e *env, src string, log io.Writer) (string, error) {
 	srcAgent, err := e.agent(ctx, replicate.RoleSource, src)
