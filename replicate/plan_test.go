@@ -124,3 +124,41 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
+
+func TestLargestFirst(t *testing.T) {
+	act := func(o op, p string, src, dst int64) action {
+		return action{op: o, path: p, src: Entry{Path: p, Kind: KindFile, Size: src}, dst: Entry{Path: p, Kind: KindFile, Size: dst}}
+	}
+	cases := []struct {
+		name string
+		acts []action
+		want []string
+	}{
+		{name: "empty"},
+		{
+			name: "copies by size, ties in plan order",
+			acts: []action{act(opCopy, "a", 1, 0), act(opCopy, "b", 512, 0), act(opCopy, "c", 16, 0), act(opCopy, "d", 16, 0)},
+			want: []string{"copy b", "copy c", "copy d", "copy a"},
+		},
+		{
+			name: "a grow moves its growth, a keep nothing, a verify the whole file",
+			acts: []action{act(opKeep, "k", 1000, 1000), act(opGrow, "g", 900, 850), act(opVerify, "v", 100, 100), act(opCopy, "c", 60, 0)},
+			want: []string{"verify v", "copy c", "grow g", "keep k"},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			orig := append([]action(nil), c.acts...)
+			var got []string
+			for _, a := range largestFirst(c.acts) {
+				got = append(got, fmt.Sprintf("%s %s", a.op, a.path))
+			}
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("order (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(orig, c.acts, cmp.AllowUnexported(action{})); diff != "" {
+				t.Errorf("the plan itself was reordered (-before +after):\n%s", diff)
+			}
+		})
+	}
+}

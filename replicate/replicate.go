@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -288,8 +290,12 @@ func (e *roundErrors) stopped() bool {
 }
 
 // parallel runs the file actions on fileWorkers copies of the round and
-// adds up what they did.
+// adds up what they did. The largest go first: a round lasts at least as
+// long as its largest file, which should start at once, not after the many
+// small ones, while the small ones fill the other workers around it (the
+// longest-processing-time-first rule).
 func (r *round) parallel(acts []action, e *roundErrors) {
+	acts = largestFirst(acts)
 	jobs := make(chan action)
 	workers := make([]*round, min(fileWorkers, len(acts)))
 	var wg sync.WaitGroup
@@ -321,6 +327,25 @@ feed:
 			r.sent[p] = st
 		}
 	}
+}
+
+// largestFirst returns the file actions sorted by the bytes they move,
+// largest first, in plan order among equals.
+func largestFirst(acts []action) []action {
+	acts = slices.Clone(acts)
+	slices.SortStableFunc(acts, func(a, b action) int { return cmp.Compare(work(b), work(a)) })
+	return acts
+}
+
+// work estimates the bytes a file action moves.
+func work(a action) int64 {
+	switch a.op {
+	case opKeep:
+		return 0
+	case opGrow:
+		return a.src.Size - a.dst.Size
+	}
+	return a.src.Size
 }
 
 // newFilesLast moves the copies of files the destination lacks after every
