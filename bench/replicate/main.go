@@ -42,6 +42,7 @@ type options struct {
 	phoenix string
 	runs    int
 	keep    bool
+	skipInc bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -54,6 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.phoenix, "phoenix", "", "phoenix binary to run the agents with (default: this program, which runs the same replicate.Agent as \"phoenix agent\")")
 	fs.IntVar(&o.runs, "runs", 3, "snapshot runs of each contender; the best counts")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	fs.BoolVar(&o.skipInc, "snapshot-only", false, "run the snapshot comparison only, not the incremental one")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -116,6 +118,9 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, snap)
+	if o.skipInc {
+		return nil
+	}
 	inc, err := benchIncremental(ctx, o, env, src, stderr)
 	if err != nil {
 		return err
