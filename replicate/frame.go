@@ -76,6 +76,17 @@ func appendFrame(dst []byte, kind byte, body ...[]byte) []byte {
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], crcTable))
 }
 
+// sealFrame makes b a frame of kind in place: b holds frameHeader bytes of
+// room, the body, then frameTrailer bytes of room. It returns b, the same
+// bytes appendFrame would make of the body.
+func sealFrame(b []byte, kind byte) []byte {
+	size := len(b) - frameHeader - frameTrailer
+	b[0] = kind
+	binary.LittleEndian.PutUint32(b[1:], uint32(size))
+	binary.LittleEndian.PutUint32(b[frameHeader+size:], crc32.Checksum(b[:frameHeader+size], crcTable))
+	return b
+}
+
 func copyBody(ref Ref, off, n int64) []byte {
 	b := binary.LittleEndian.AppendUint16(nil, uint16(len(ref.Path)))
 	b = append(b, ref.Path...)

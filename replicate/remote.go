@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -308,43 +309,134 @@ func (s *RemoteSink) resumeAt(ctx context.Context, p, id string) (int64, error) 
 // send streams frames produced by write as the body of one request and
 // returns the answer's size field.
 func (s *RemoteSink) send(ctx context.Context, method, u string, write func(w io.Writer) error) (int64, error) {
-	pr, pw := io.Pipe()
-	wrote := make(chan struct{})
-	var local error // the source's own failure, reported instead of the agent's answer to it
-	go func() {
-		defer close(wrote)
-		err := write(pipeWriter{pw})
-		var we *pipeWriteError
-		if err != nil && !errors.As(err, &we) {
-			// Reading the source failed: tell the agent, which drops the
-			// temp file before it answers, and report the source's error.
-			local = err
-			_, _ = pw.Write(appendFrame(nil, frameAbort, []byte(err.Error())))
-			err = nil
+	body := newStreamBody(write)
+	resp, err := s.do(ctx, method, u, body)
+	var ans struct {
+		Size    int64 `json:"size"`
+		Written int64 `json:"written"`
+	}
+	if err == nil {
+		err = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&ans)
+		resp.Body.Close()
+		if err != nil {
+			err = fmt.Errorf("answer: %w: %w", err, ErrTransient)
 		}
-		pw.CloseWithError(err)
-	}()
-	resp, err := s.do(ctx, method, u, pr)
-	pr.CloseWithError(errors.New("request finished")) // unblocks write if the request ended early
-	<-wrote
-	if local != nil {
-		if resp != nil {
-			resp.Body.Close()
-		}
+	}
+	if local := body.wait(); local != nil {
+		// Reading the source failed: the agent was told (an abort
+		// frame), dropped the temp file and answered; the source's error
+		// is the one that matters.
 		return 0, local
 	}
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	var ans struct {
-		Size    int64 `json:"size"`
-		Written int64 `json:"written"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&ans); err != nil {
-		return 0, fmt.Errorf("answer: %w: %w", err, ErrTransient)
-	}
 	return max(ans.Size, ans.Written), nil
+}
+
+// streamBody is a request body made by a function that writes it. An
+// HTTP/1 transport copies a body with its WriteTo when it has one, so the
+// frames go to the connection whole, as they are made: no pipe, no 32 KiB
+// copy buffer cutting every frame into eight chunks and eight writes. Read
+// serves a transport that reads bodies instead, through a pipe.
+//
+// When the function fails otherwise than by writing (the source could not
+// be read), the body ends with an abort frame, so that the agent drops its
+// temp file before it answers; wait then returns that failure.
+type streamBody struct {
+	write func(w io.Writer) error
+
+	mu      sync.Mutex
+	started bool // write was called (or is being)
+	closed  bool // too late to start
+	pr      *io.PipeReader
+	done    chan struct{} // closed when write has returned
+	local   error         // the source's own failure; set before done is closed
+}
+
+func newStreamBody(write func(w io.Writer) error) *streamBody {
+	return &streamBody{write: write, done: make(chan struct{})}
+}
+
+// errBodyUsed is a second attempt to read a body made on the fly.
+var errBodyUsed = errors.New("request body already sent")
+
+// start claims the body for one writer.
+func (b *streamBody) start() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.started || b.closed {
+		return false
+	}
+	b.started = true
+	return true
+}
+
+func (b *streamBody) run(w io.Writer) error {
+	defer close(b.done)
+	err := b.write(pipeWriter{w})
+	var we *pipeWriteError
+	if err != nil && !errors.As(err, &we) {
+		b.local = err
+		_, err = w.Write(appendFrame(nil, frameAbort, []byte(err.Error())))
+	}
+	return err
+}
+
+// WriteTo implements io.WriterTo.
+func (b *streamBody) WriteTo(w io.Writer) (int64, error) {
+	if !b.start() {
+		return 0, errBodyUsed
+	}
+	cw := &countingWriter{w: w}
+	err := b.run(cw)
+	return cw.n, err
+}
+
+// Read implements io.Reader.
+func (b *streamBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.pr == nil {
+		if b.started || b.closed {
+			b.mu.Unlock()
+			return 0, errBodyUsed
+		}
+		b.started = true
+		pr, pw := io.Pipe()
+		b.pr = pr
+		go func() { pw.CloseWithError(b.run(pw)) }()
+	}
+	pr := b.pr
+	b.mu.Unlock()
+	return pr.Read(p)
+}
+
+// Close implements io.Closer: a body not started by now never will be, and
+// a pipe being read is closed, which stops its writer.
+func (b *streamBody) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	pr := b.pr
+	b.mu.Unlock()
+	if pr != nil {
+		pr.CloseWithError(errors.New("request finished"))
+	}
+	return nil
+}
+
+// wait closes the body, waits for its writer if it started, and returns the
+// source's own failure, if any. Call it once the response is closed: a
+// transport that got its answer before the whole body was sent closes the
+// connection then, which ends a write blocked on it.
+func (b *streamBody) wait() error {
+	_ = b.Close()
+	b.mu.Lock()
+	started := b.started
+	b.mu.Unlock()
+	if started {
+		<-b.done
+	}
+	return b.local
 }
 
 // pipeWriteError is a failure to hand bytes to the request: the connection
@@ -362,6 +454,18 @@ func (p pipeWriter) Write(b []byte) (int, error) {
 	if err != nil {
 		err = &pipeWriteError{err}
 	}
+	return n, err
+}
+
+// countingWriter counts the bytes w took.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
 	return n, err
 }
 
@@ -398,14 +502,14 @@ func (s *RemoteSink) Replace(ctx context.Context, p string, c Content) (int64, e
 }
 
 // writeDataFrames sends r as 'D' frames, counting the bytes taken by w.
+// Each frame is read into place, between room for its header and its
+// trailer, so it goes out without being copied.
 func writeDataFrames(w io.Writer, r io.Reader, sent *atomic.Int64) error {
-	buf := make([]byte, copyChunk)
-	var out []byte
+	buf := make([]byte, frameHeader+copyChunk+frameTrailer)
 	for {
-		m, err := io.ReadFull(r, buf)
+		m, err := io.ReadFull(r, buf[frameHeader:frameHeader+copyChunk])
 		if m > 0 {
-			out = appendFrame(out[:0], frameData, buf[:m])
-			if _, werr := w.Write(out); werr != nil {
+			if _, werr := w.Write(sealFrame(buf[:frameHeader+m+frameTrailer], frameData)); werr != nil {
 				return werr
 			}
 			sent.Add(int64(m))
