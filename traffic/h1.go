@@ -214,27 +214,20 @@ func (c *h1Conn) serve() {
 
 // readRequest reads a request head and its body, if the fast path takes it.
 func (c *h1Conn) readRequest() error {
-	var head []byte
-	for from, timed := 0, false; ; {
-		buf, _ := c.br.Peek(c.br.Buffered())
-		if i := bytes.Index(buf[from:], []byte("\r\n\r\n")); i >= 0 {
-			head = buf[:from+i+4]
-			break
-		}
-		if len(buf) == c.br.Size() {
-			return declinef("head larger than %d bytes", c.br.Size())
-		}
-		from = max(0, len(buf)-3)
+	timed := false
+	head, err := peekHead(c.br, func() {
 		if !timed {
 			_ = c.conn.SetReadDeadline(time.Now().Add(readHeaderTimeout))
 			timed = true
 		}
-		if _, err := c.br.Peek(len(buf) + 1); err != nil {
-			if len(buf) > 0 && errors.Is(err, io.EOF) {
-				return declinef("incomplete head") // net/http answers it
-			}
-			return err
-		}
+	})
+	switch {
+	case errors.Is(err, errHeadTooLarge):
+		return declinef("head larger than %d bytes", c.br.Size())
+	case errors.Is(err, io.EOF) && c.br.Buffered() > 0:
+		return declinef("incomplete head") // net/http answers it
+	case err != nil:
+		return err
 	}
 	// Parse a copy: the parsed slices point into it, and reading the body
 	// may reuse the reader's buffer.
@@ -248,8 +241,30 @@ func (c *h1Conn) readRequest() error {
 		c.body = make([]byte, n)
 	}
 	c.body = c.body[:n]
-	_, err := io.ReadFull(c.br, c.body)
+	_, err = io.ReadFull(c.br, c.body)
 	return err
+}
+
+// errHeadTooLarge: a head does not fit in the reader's buffer.
+var errHeadTooLarge = errors.New("head larger than the buffer")
+
+// peekHead waits until br holds a whole head, through its blank line, and
+// returns it unconsumed. wait is called before each read it has to make.
+func peekHead(br *bufio.Reader, wait func()) ([]byte, error) {
+	for from := 0; ; {
+		buf, _ := br.Peek(br.Buffered())
+		if i := bytes.Index(buf[from:], []byte("\r\n\r\n")); i >= 0 {
+			return buf[:from+i+4], nil
+		}
+		if len(buf) == br.Size() {
+			return nil, errHeadTooLarge
+		}
+		from = max(0, len(buf)-3)
+		wait()
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // handOff gives the connection, with what was read of it, to net/http.

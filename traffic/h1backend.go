@@ -2,7 +2,6 @@ package traffic
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -113,7 +112,7 @@ type h1Backend struct {
 	reused   bool      // has carried a request before this one
 	lastUsed time.Time // when it was put back idle
 	wrote    int64     // bytes of the current request written
-	got      bool      // a byte of the current response has been read
+	got      bool      // a byte of the current response had been read when it failed
 	bufs     [2][]byte
 	head     []byte // the current response head, copied out of br
 	closed   bool
@@ -135,8 +134,12 @@ func (b *h1Backend) roundTrip(head, body, method []byte, resp *h1Response) error
 		return err
 	}
 	for {
-		h, err := b.readHead()
+		h, err := peekHead(b.br, func() {})
 		if err != nil {
+			b.got = b.br.Buffered() > 0
+			if errors.Is(err, errHeadTooLarge) {
+				return fmt.Errorf("backend response: head larger than %d bytes", b.br.Size())
+			}
 			return err
 		}
 		b.head = append(b.head[:0], h...)
@@ -150,24 +153,6 @@ func (b *h1Backend) roundTrip(head, body, method []byte, resp *h1Response) error
 		case resp.status >= 200:
 			return nil
 		}
-	}
-}
-
-// readHead waits for a whole response head in br and returns it.
-func (b *h1Backend) readHead() ([]byte, error) {
-	for from := 0; ; {
-		buf, _ := b.br.Peek(b.br.Buffered())
-		if i := bytes.Index(buf[from:], []byte("\r\n\r\n")); i >= 0 {
-			return buf[:from+i+4], nil
-		}
-		if len(buf) == b.br.Size() {
-			return nil, fmt.Errorf("backend response: head larger than %d bytes", b.br.Size())
-		}
-		from = max(0, len(buf)-3)
-		if _, err := b.br.Peek(len(buf) + 1); err != nil {
-			return nil, err
-		}
-		b.got = true
 	}
 }
 
