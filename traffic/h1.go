@@ -46,7 +46,6 @@ type h1Server struct {
 	ctx     context.Context // ended by close: cuts every exchange
 	cancel  context.CancelFunc
 	closing atomic.Bool
-	served  chan error // std's Serve result
 
 	mu    sync.Mutex
 	conns map[*h1Conn]struct{}
@@ -68,13 +67,13 @@ func (p *Proxy) newHTTPServer() server {
 		handoff: newHandoffListener(p.ln.Addr()),
 		ctx:     ctx,
 		cancel:  cancel,
-		served:  make(chan error, 1),
 		conns:   map[*h1Conn]struct{}{},
 	}
 }
 
 func (s *h1Server) serve(ln net.Listener) error {
-	go func() { s.served <- s.std.Serve(s.handoff) }()
+	// std serves until shutdown or close closes the hand-off listener.
+	go func() { _ = s.std.Serve(s.handoff) }()
 	return acceptLoop(ln, &s.closing, s.p, func(c net.Conn) {
 		hc := newH1Conn(s, c)
 		s.mu.Lock()
@@ -168,7 +167,7 @@ func newH1Conn(s *h1Server, c net.Conn) *h1Conn {
 	return &h1Conn{
 		s: s, p: s.p, conn: c, clientIP: ip,
 		br: bufio.NewReaderSize(c, h1ReadBuffer),
-		bw: bufio.NewWriterSize(c, 16<<10),
+		bw: bufio.NewWriterSize(c, h1WriteBuffer),
 	}
 }
 
@@ -298,6 +297,9 @@ func (c *h1Conn) exchange() bool {
 	ok := c.relay()
 	c.t.release()
 	c.t, c.bc = nil, nil
+	if cap(c.body) > 64<<10 {
+		c.body = nil // a large body's buffer is not kept for the connection's life
+	}
 	return ok
 }
 

@@ -20,7 +20,8 @@ import (
 const (
 	h1MaxHeaders   = 100
 	h1MaxMethod    = 20
-	h1ReadBuffer   = 16 << 10 // a client's request head must fit here
+	h1ReadBuffer   = 8 << 10  // a client's request head must fit here
+	h1WriteBuffer  = 4 << 10  // responses to a client are gathered here
 	h1RespBuffer   = 32 << 10 // a backend's response head must fit here
 	h1MaxChunkLine = 4 << 10
 )
