@@ -115,6 +115,7 @@ func TestConfigValidate(t *testing.T) {
 		{"health path query", Config{Component: "o", HealthPath: "/h?x=1"}, "HealthPath"},
 		{"negative duration", Config{Component: "o", HoldTimeout: -time.Second}, "HoldTimeout -1s: must be positive"},
 		{"timeout above interval", Config{Component: "o", HealthInterval: 100 * time.Millisecond, HealthTimeout: time.Second}, "exceeds HealthInterval"},
+		{"fast interval above interval", Config{Component: "o", HealthInterval: 100 * time.Millisecond, HealthTimeout: 50 * time.Millisecond, HealthFastInterval: time.Second}, "HealthFastInterval 1s exceeds"},
 		{"negative thresholds", Config{Component: "o", UnhealthyAfter: -1, HealthyAfter: -2}, "HealthyAfter -2"},
 		{"negative body limit", Config{Component: "o", MaxRetryBody: -1}, "MaxRetryBody"},
 	}

@@ -35,12 +35,17 @@ type Config struct {
 	HealthPath     string        // HTTP: probed on every backend, under its URL's path; default "/healthz". TCP checks connect.
 	HealthInterval time.Duration // time between health checks, default 200ms
 	HealthTimeout  time.Duration // a check slower than this fails, default 150ms; must not exceed HealthInterval
-	UnhealthyAfter int           // consecutive failed checks before a backend is unhealthy, default 3
-	HealthyAfter   int           // consecutive good checks before it is healthy again, default 2
-	HoldTimeout    time.Duration // longest a request waits for recovery or a switch, default 10s
-	DrainTimeout   time.Duration // longest Switch and Run's stop wait for in-flight requests, default 5s
-	DialTimeout    time.Duration // connecting to a backend, default 2s; a cut-off backend fails this fast
-	MaxRetryBody   int64         // request bodies up to this many bytes are buffered so they can be retried, default 1 MiB
+	// HealthFastInterval is the time between checks while a backend's
+	// health is changing: a check failed but it is not yet unhealthy, or
+	// passed but it is not yet healthy again (HAProxy's fastinter). Default
+	// HealthInterval/4; at most HealthInterval.
+	HealthFastInterval time.Duration
+	UnhealthyAfter     int           // consecutive failed checks before a backend is unhealthy, default 3
+	HealthyAfter       int           // consecutive good checks before it is healthy again, default 2
+	HoldTimeout        time.Duration // longest a request waits for recovery or a switch, default 10s
+	DrainTimeout       time.Duration // longest Switch and Run's stop wait for in-flight requests, default 5s
+	DialTimeout        time.Duration // connecting to a backend, default 2s; a cut-off backend fails this fast
+	MaxRetryBody       int64         // request bodies up to this many bytes are buffered so they can be retried, default 1 MiB
 
 	Outlier  OutlierConfig  // passive outlier detection on the active set
 	FailBack FailbackPolicy // whether and when traffic returns to the backends a switch left
@@ -102,6 +107,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.HealthPath, DefaultHealthPath)
 	setDefault(&c.HealthInterval, DefaultHealthInterval)
 	setDefault(&c.HealthTimeout, DefaultHealthTimeout)
+	setDefault(&c.HealthFastInterval, c.HealthInterval/4)
 	setDefault(&c.UnhealthyAfter, DefaultUnhealthyAfter)
 	setDefault(&c.HealthyAfter, DefaultHealthyAfter)
 	setDefault(&c.HoldTimeout, DefaultHoldTimeout)
@@ -142,7 +148,7 @@ func (c Config) validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"HealthInterval", c.HealthInterval}, {"HealthTimeout", c.HealthTimeout},
+		{"HealthInterval", c.HealthInterval}, {"HealthTimeout", c.HealthTimeout}, {"HealthFastInterval", c.HealthFastInterval},
 		{"HoldTimeout", c.HoldTimeout}, {"DrainTimeout", c.DrainTimeout}, {"DialTimeout", c.DialTimeout},
 	} {
 		if d.v < 0 {
@@ -151,6 +157,9 @@ func (c Config) validate() error {
 	}
 	if c.HealthTimeout > c.HealthInterval && c.HealthInterval > 0 {
 		errs = append(errs, fmt.Errorf("HealthTimeout %s exceeds HealthInterval %s: checks would overlap; lower the timeout", c.HealthTimeout, c.HealthInterval))
+	}
+	if c.HealthFastInterval > c.HealthInterval && c.HealthInterval > 0 {
+		errs = append(errs, fmt.Errorf("HealthFastInterval %s exceeds HealthInterval %s: it is the shorter interval used while health changes", c.HealthFastInterval, c.HealthInterval))
 	}
 	if c.UnhealthyAfter < 0 {
 		errs = append(errs, fmt.Errorf("UnhealthyAfter %d: must be at least 1", c.UnhealthyAfter))

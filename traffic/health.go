@@ -88,27 +88,50 @@ type healthChange struct {
 	reason  string
 }
 
-// healthLoop checks every backend the proxy knows every HealthInterval, and
-// at once when a request has just made one suspect or one was added, until
-// ctx ends. After each round it applies the outlier and fail-back rules.
+// healthLoop checks every backend the proxy knows every HealthInterval
+// (HealthFastInterval while one's health is changing), and at once when a
+// request has just made one suspect or one was added, until ctx ends. After
+// each round it applies the outlier and fail-back rules.
 func (p *Proxy) healthLoop(ctx context.Context) {
-	tick := time.NewTicker(p.cfg.HealthInterval)
-	defer tick.Stop()
+	timer := time.NewTimer(p.cfg.HealthInterval)
+	defer timer.Stop()
 	var failBacks sync.WaitGroup
 	defer failBacks.Wait()
 	for {
+		began := time.Now()
 		p.checkRound(ctx)
 		if ctx.Err() == nil {
 			p.outlierTick()
 			p.maybeFailBack(ctx, &failBacks)
 		}
+		next := p.cfg.HealthInterval
+		if p.healthChanging() {
+			next = p.cfg.HealthFastInterval
+		}
+		timer.Reset(time.Until(began.Add(next)))
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		case <-p.probe:
 		}
 	}
+}
+
+// healthChanging reports whether a backend is between a first check that
+// disagrees with its health and the ones that would flip it.
+func (p *Proxy) healthChanging() bool {
+	r := p.route.Load()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ts := range [][]*target{r.members, r.fallback, {r.standby}} {
+		for _, t := range ts {
+			if t != nil && t.joined && (t.health.healthy && t.health.failures > 0 || !t.health.healthy && t.health.successes > 0) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkRound checks the current backends concurrently, so a hung one costs

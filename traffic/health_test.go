@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -149,5 +150,36 @@ func TestInconclusive(t *testing.T) {
 		if got := tc.res.inconclusive(tc.answered); got != tc.want {
 			t.Errorf("%+v.inconclusive(%v) = %v, want %v", tc.res, tc.answered, got, tc.want)
 		}
+	}
+}
+
+// TestFastRecheck: once a check disagrees with a backend's health, the next
+// ones come every HealthFastInterval, so health flips after UnhealthyAfter
+// (HealthyAfter) fast intervals rather than as many full ones: here within
+// about one HealthInterval of the change, where full intervals would take at
+// least two.
+func TestFastRecheck(t *testing.T) {
+	backend := startBackend(t, "orders@primary")
+	events := &healthEvents{}
+	const interval = 3 * time.Second
+	p := startProxy(t, Config{
+		OnHealth:       events.record,
+		HealthInterval: interval, HealthTimeout: time.Second, HealthFastInterval: 20 * time.Millisecond,
+		UnhealthyAfter: 3, HealthyAfter: 3,
+	}, backend.backend())
+	for _, healthy := range []bool{false, true} {
+		code := http.StatusInternalServerError
+		if healthy {
+			code = http.StatusOK
+		}
+		setHealth(t, backend, code)
+		began := time.Now()
+		events.await(t, backend.name, healthy)
+		if took := time.Since(began); took > interval+interval/2 {
+			t.Errorf("healthy=%v took %s after the change; with fast re-checks it is at most one interval (%s) and a few fast ones", healthy, took, interval)
+		}
+	}
+	if st := p.Status(); !st.Active.Healthy {
+		t.Errorf("active not healthy at the end: %+v", st.Active)
 	}
 }
