@@ -183,8 +183,9 @@ func startPhoenix(ctx context.Context, primary, standby *proc, o failoverOpts) (
 }
 
 // startHAProxyFailover is the baseline: the same checks (every 200 ms,
-// 150 ms timeout, down after 3, up after 2), the standby as a backup
-// server, and every retry HAProxy offers.
+// every 50 ms while a server's state is changing, 150 ms timeout, down
+// after 3, up after 2), the standby as a backup server, and every retry
+// HAProxy offers.
 func startHAProxyFailover(ctx context.Context, primary, standby *proc) (string, error) {
 	addr, err := freePort()
 	if err != nil {
@@ -209,8 +210,8 @@ frontend fe
 backend be
   http-reuse always
   option httpchk GET /healthz
-  server primary %s check inter 200ms fall 3 rise 2
-  server standby %s check inter 200ms fall 3 rise 2 backup
+  server primary %s check inter 200ms fastinter 50ms fall 3 rise 2
+  server standby %s check inter 200ms fastinter 50ms fall 3 rise 2 backup
 `, addr, primary.addr, standby.addr)
 	return addr, startHAProxy(ctx, cfg, addr)
 }
