@@ -64,8 +64,9 @@ func TestMain(m *testing.M) {
 // In CI (CI=true) it builds them there first, from the Go module proxy, with
 // the shared script (about 10 minutes cold, at a low priority so that the
 // other packages' tests running beside it keep their CPU); the directory is
-// reused by later runs. It runs before m.Run, so go test's timeout does not
-// count the build.
+// reused by later runs. go test's timeout counts the build (the go command
+// kills a test binary at its -timeout plus a minute, TestMain included), so
+// .ci/run warms the cache first with a longer timeout, running no test.
 func envtestAssets() (string, error) {
 	cache, err := os.UserCacheDir()
 	if err != nil {
