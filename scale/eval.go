@@ -28,8 +28,13 @@ const (
 	// DefaultTarget leaves a fifth of each replica's capacity as headroom,
 	// a common production setting for a request-rate target.
 	DefaultTarget = 0.8
-	// evalMaxReplicas never binds in a replay: the comparison is of the
-	// policies, not of a cap.
+	// evalMaxReplicas is both policies' ceiling in a replay, far above
+	// the replicasAtMedian = 10 the derived capacity gives typical demand,
+	// so that the comparison is of the policies rather than of a cap. It
+	// can bind on a series whose spikes are 10,000 times its first day's
+	// median (NAB's ec2_network_in_5abac7 is); the replay counts such
+	// samples (Result.CeilingSamples) and "phoenix eval scale" warns of
+	// them. It is not higher because the replay simulates each replica.
 	evalMaxReplicas = 100_000
 	demandMetric    = "demand"
 )
@@ -67,5 +72,5 @@ func horizonSteps(m Model) int {
 
 // ReplayConfigFor is the replay set-up that matches EvalPolicy.
 func ReplayConfigFor(m Model) ReplayConfig {
-	return ReplayConfig{Model: m, Sync: 15 * time.Second, Demand: demandMetric}
+	return ReplayConfig{Model: m, Sync: 15 * time.Second, Demand: demandMetric, MaxReplicas: evalMaxReplicas}
 }

@@ -114,6 +114,10 @@ type ReplayConfig struct {
 	Sync time.Duration
 	// Demand is the name under which the demand is in Snapshot.External.
 	Demand string
+	// MaxReplicas is the policies' ceiling, if they have one (0 if not):
+	// the replay counts the samples whose demand needs more replicas than
+	// that at full capacity, which no policy under it can serve.
+	MaxReplicas int
 }
 
 // Result is what a replay measured.
@@ -130,6 +134,12 @@ type Result struct {
 	OverprovisionedReplicaHours float64 `json:"overprovisioned_replica_hours"`
 	// ScalingActions counts decisions that changed the replica count.
 	ScalingActions int `json:"scaling_actions"`
+	// CeilingSamples counts the samples whose demand needed more than
+	// ReplayConfig.MaxReplicas replicas at full capacity: the ceiling bound
+	// there, and every policy under it was under-provisioned alike. It
+	// depends on the demand only, so it is the same for every policy of a
+	// replay; when it is not 0 the comparison is of capped policies.
+	CeilingSamples int `json:"ceiling_samples"`
 }
 
 // replica is one simulated replica: ordered, serving from ready, removed
@@ -194,6 +204,7 @@ type simulation struct {
 	replicas []replica // living ones, then removed ones still in a window
 	live     int       // replicas[:live] are alive, sorted by ready time
 	under    int
+	ceiling  int
 	hours    float64
 	over     float64
 	actions  int
@@ -222,6 +233,9 @@ func (m *simulation) measure(s Sample) {
 	h := m.cfg.Interval.Hours()
 	m.hours += alive * h
 	need := math.Ceil(s.Value/m.cfg.PerReplica - 1e-9)
+	if m.cfg.MaxReplicas > 0 && need > float64(m.cfg.MaxReplicas) {
+		m.ceiling++
+	}
 	m.over += max(alive-need, 0) * h
 }
 
@@ -280,5 +294,6 @@ func (m *simulation) result(samples int) Result {
 		ReplicaHours:                m.hours,
 		OverprovisionedReplicaHours: m.over,
 		ScalingActions:              m.actions,
+		CeilingSamples:              m.ceiling,
 	}
 }

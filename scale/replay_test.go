@@ -92,6 +92,30 @@ func TestReplayAccounting(t *testing.T) {
 	}
 }
 
+// TestReplayCeiling checks that the samples whose demand needs more than
+// the ceiling are counted, for a policy capped at it and one that is not
+// alike, and no others.
+func TestReplayCeiling(t *testing.T) {
+	m := Model{PerReplica: 10, Startup: 5 * time.Minute, Interval: 5 * time.Minute}
+	cfg := ReplayConfig{Model: m, Demand: "demand", MaxReplicas: 4}
+	// 40 needs exactly 4 (the ceiling); 41 and 90 need more.
+	tr := trace(5*time.Minute, 10, 40, 41, 90, 10)
+	for _, top := range []int{4, 100} {
+		p := follow{func(s Snapshot) int { return min(top, max(1, ceilInt(s.External["demand"]/10))) }}
+		got, err := Replay(context.Background(), tr, cfg, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.CeilingSamples != 2 {
+			t.Errorf("policy capped at %d: CeilingSamples = %d, want 2", top, got.CeilingSamples)
+		}
+	}
+	cfg.MaxReplicas = 0
+	if got, _ := Replay(context.Background(), tr, cfg, follow{func(Snapshot) int { return 1 }}); got.CeilingSamples != 0 {
+		t.Errorf("no ceiling: CeilingSamples = %d, want 0", got.CeilingSamples)
+	}
+}
+
 func TestReplayRejects(t *testing.T) {
 	p := follow{func(Snapshot) int { return 1 }}
 	good := ReplayConfig{Model: Model{PerReplica: 1, Interval: time.Minute}}

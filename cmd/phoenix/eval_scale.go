@@ -141,6 +141,9 @@ func runEvalScale(cmd *cobra.Command, a evalScaleArgs) error {
 			return fmt.Errorf("eval scale: %w", err)
 		}
 		res.Policy = name
+		if i == 0 && res.CeilingSamples > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "eval scale: warning: %s: %d samples need more than the replay's ceiling of replicas at full capacity; every policy is capped and under-provisioned there alike (give --capacity to lower the count)\n", a.trace, res.CeilingSamples)
+		}
 		if a.asJSON {
 			if err := json.NewEncoder(out).Encode(res); err != nil {
 				return err
@@ -199,5 +202,8 @@ func printScaleResult(w io.Writer, r scale.Result) {
 	fmt.Fprintf(tw, "replica-hours\t%.1f\n", r.ReplicaHours)
 	fmt.Fprintf(tw, "over-provisioned\t%.1f replica-hours\n", r.OverprovisionedReplicaHours)
 	fmt.Fprintf(tw, "scaling actions\t%d\n", r.ScalingActions)
+	if r.CeilingSamples > 0 {
+		fmt.Fprintf(tw, "at the ceiling\t%d samples needed more replicas than the ceiling\n", r.CeilingSamples)
+	}
 	tw.Flush()
 }

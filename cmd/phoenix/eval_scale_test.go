@@ -48,7 +48,7 @@ func TestEvalScaleJSON(t *testing.T) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		want := []string{"overprovisioned_replica_hours", "policy", "replica_hours", "scaling_actions", "underprovisioned_fraction"}
+		want := []string{"ceiling_samples", "overprovisioned_replica_hours", "policy", "replica_hours", "scaling_actions", "underprovisioned_fraction"}
 		if !slices.Equal(keys, want) || obj["policy"] != policy {
 			t.Fatalf("keys %v policy %v, want %v and %s", keys, obj["policy"], want, policy)
 		}
