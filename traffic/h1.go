@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,9 @@ type h1Server struct {
 	mu    sync.Mutex
 	conns map[*h1Conn]struct{}
 	wg    sync.WaitGroup
+	// acceptDone is closed when serve's accept loop has returned: only
+	// then may the connections' WaitGroup be waited for.
+	acceptDone chan struct{}
 }
 
 var _ server = (*h1Server)(nil)
@@ -64,16 +68,18 @@ func (p *Proxy) newHTTPServer() server {
 			IdleTimeout:       idleTimeout,
 			ErrorLog:          p.rp.ErrorLog,
 		},
-		handoff: newHandoffListener(p.ln.Addr()),
-		ctx:     ctx,
-		cancel:  cancel,
-		conns:   map[*h1Conn]struct{}{},
+		handoff:    newHandoffListener(p.ln.Addr()),
+		ctx:        ctx,
+		cancel:     cancel,
+		conns:      map[*h1Conn]struct{}{},
+		acceptDone: make(chan struct{}),
 	}
 }
 
 func (s *h1Server) serve(ln net.Listener) error {
 	// std serves until shutdown or close closes the hand-off listener.
 	go func() { _ = s.std.Serve(s.handoff) }()
+	defer close(s.acceptDone)
 	return acceptLoop(ln, &s.closing, s.p, func(c net.Conn) {
 		hc := newH1Conn(s, c)
 		s.mu.Lock()
@@ -92,6 +98,11 @@ func (s *h1Server) shutdown(ctx context.Context) error {
 	go func() { stdDone <- s.std.Shutdown(ctx) }()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	select {
+	case <-s.acceptDone:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	for {
 		if s.closeIdle() == 0 {
 			break
@@ -125,9 +136,13 @@ func (s *h1Server) close() error {
 	s.mu.Lock()
 	for c := range s.conns {
 		c.conn.Close()
+		if bc := c.cur.Load(); bc != nil {
+			bc.cut() // a backend still answering, or streaming, is not waited for
+		}
 	}
 	s.mu.Unlock()
 	err := s.std.Close()
+	<-s.acceptDone
 	s.wg.Wait()
 	return err
 }
@@ -152,6 +167,10 @@ type h1Conn struct {
 	replayable bool
 	gone       bool   // the client closed its connection while the request was held
 	out        []byte // the head sent to the backend
+
+	// cur is the backend connection of the exchange in progress, for close
+	// (and a switch's abandonment) to cut.
+	cur atomic.Pointer[h1Backend]
 
 	// The answered attempt: its backend, connection and response.
 	t    *target
@@ -185,6 +204,13 @@ func (c *h1Conn) serve() {
 		c.forget()
 		if !handed {
 			c.conn.Close()
+		}
+		if v := recover(); v != nil {
+			// As net/http does: a bug met on one connection costs that
+			// connection, not the proxy.
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.p.log.Error("panic serving a connection", "client", c.conn.RemoteAddr().String(), "panic", fmt.Sprint(v), "stack", string(buf))
 		}
 	}()
 	for {
@@ -223,6 +249,8 @@ func (c *h1Conn) readRequest() error {
 	switch {
 	case errors.Is(err, errHeadTooLarge):
 		return declinef("head larger than %d bytes", c.br.Size())
+	case errors.Is(err, errBareLF):
+		return declinef("bare LF") // net/http reads it as HTTP/1.1 allows
 	case errors.Is(err, io.EOF) && c.br.Buffered() > 0:
 		return declinef("incomplete head") // net/http answers it
 	case err != nil:
@@ -247,18 +275,34 @@ func (c *h1Conn) readRequest() error {
 // errHeadTooLarge: a head does not fit in the reader's buffer.
 var errHeadTooLarge = errors.New("head larger than the buffer")
 
+// errBareLF: a head has a line ended by LF alone, which the fast path
+// leaves to net/http.
+var errBareLF = errors.New("line ended by a bare LF")
+
 // peekHead waits until br holds a whole head, through its blank line, and
-// returns it unconsumed. wait is called before each read it has to make.
+// returns it unconsumed. wait is called before each read it has to make. A
+// line ended by a bare LF is errBareLF.
 func peekHead(br *bufio.Reader, wait func()) ([]byte, error) {
-	for from := 0; ; {
+	for scanned := 0; ; {
 		buf, _ := br.Peek(br.Buffered())
-		if i := bytes.Index(buf[from:], []byte("\r\n\r\n")); i >= 0 {
-			return buf[:from+i+4], nil
+		for i := scanned; ; {
+			j := bytes.IndexByte(buf[i:], '\n')
+			if j < 0 {
+				break
+			}
+			k := i + j
+			if k == 0 || buf[k-1] != '\r' {
+				return nil, errBareLF
+			}
+			if k >= 3 && buf[k-2] == '\n' && buf[k-3] == '\r' {
+				return buf[:k+1], nil
+			}
+			i = k + 1
 		}
+		scanned = len(buf)
 		if len(buf) == br.Size() {
 			return nil, errHeadTooLarge
 		}
-		from = max(0, len(buf)-3)
 		wait()
 		if _, err := br.Peek(len(buf) + 1); err != nil {
 			return nil, err
@@ -295,6 +339,7 @@ func (c *h1Conn) exchange() bool {
 		return c.answerError(err, method)
 	}
 	ok := c.relay()
+	c.cur.Store(nil)
 	c.t.release()
 	c.t, c.bc = nil, nil
 	if cap(c.body) > 64<<10 {
@@ -312,25 +357,25 @@ func (c *h1Conn) attempt(t *target, link bool) error {
 		t.release()
 		return &proxyError{status: http.StatusBadRequest, backend: t, reason: err.Error(), err: err}
 	}
-	// A switch that gives up waiting for t abandons the attempt by cutting
-	// its connection, whichever it is by then.
-	var cur atomic.Pointer[h1Backend]
+	// A switch that gives up waiting for t abandons the attempt, and close
+	// ends it, by cutting its connection, whichever it is by then.
 	var unlink func() bool
 	if link {
 		unlink = context.AfterFunc(t.abandonCtx, func() {
-			if bc := cur.Load(); bc != nil {
+			if bc := c.cur.Load(); bc != nil {
 				bc.cut()
 			}
 		})
 	}
 	send := func(bc *h1Backend) error {
-		cur.Store(bc)
-		if link && t.abandonCtx.Err() != nil {
+		c.cur.Store(bc)
+		if link && t.abandonCtx.Err() != nil || c.s.ctx.Err() != nil {
 			bc.cut()
 		}
 		return bc.roundTrip(c.out, c.body, c.req.method, &c.resp)
 	}
-	bc, err := t.pool.get(c.s.ctx, c.replayable)
+	wait := c.p.cfg.HoldTimeout
+	bc, err := t.pool.get(c.s.ctx, c.replayable, wait)
 	if err == nil {
 		err = send(bc)
 		if err != nil && bc.stale(err) && (bc.wrote == 0 || c.replayable) {
@@ -338,7 +383,7 @@ func (c *h1Conn) attempt(t *target, link bool) error {
 			// it never reached the backend. Send it once on a new
 			// connection, as http.Transport does.
 			bc.close()
-			if bc, err = t.pool.dial(c.s.ctx); err == nil {
+			if bc, err = t.pool.dial(c.s.ctx, wait); err == nil {
 				err = send(bc)
 			}
 		}
@@ -353,6 +398,7 @@ func (c *h1Conn) attempt(t *target, link bool) error {
 		}
 	}
 	if err != nil {
+		c.cur.Store(nil)
 		if bc != nil {
 			bc.close()
 		}
@@ -378,6 +424,7 @@ func (c *h1Conn) attempt(t *target, link bool) error {
 func (c *h1Conn) watchClient(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(parent)
 	done := make(chan struct{})
+	_ = c.conn.SetReadDeadline(time.Time{}) // the hold, not a read timeout, bounds the watch
 	go func() {
 		defer close(done)
 		if _, err := c.br.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {

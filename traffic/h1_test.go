@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -97,6 +98,7 @@ func TestHandOff(t *testing.T) {
 		{"expect continue", "PUT /echo HTTP/1.1\r\nHost: o\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello", "PUT /echo hello"},
 		{"body over MaxRetryBody", "PUT /echo HTTP/1.1\r\nHost: o\r\nContent-Length: 40\r\n\r\n" + long, "PUT /echo " + long},
 		{"absolute form", "GET http://o/echo?a=1 HTTP/1.1\r\nHost: o\r\n\r\n", "GET /echo?a=1 "},
+		{"bare LF", "GET /echo HTTP/1.1\nHost: o\n\n", "GET /echo "},
 		{"head beyond the fast path's buffer", "GET /echo HTTP/1.1\r\nHost: o\r\nX-Big: " + strings.Repeat("z", h1ReadBuffer) + "\r\n\r\n", "GET /echo "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -271,4 +273,84 @@ func rawBackend(t *testing.T, answer string) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+func TestHostPort(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"http://orders", "orders:80"},
+		{"https://orders/api", "orders:443"},
+		{"http://orders:8080", "orders:8080"},
+		{"http://[::1]/", "[::1]:80"},
+		{"https://[::1]:8443", "[::1]:8443"},
+	} {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hostPort(u); got != tc.want {
+			t.Errorf("hostPort(%s) = %s, want %s", tc.url, got, tc.want)
+		}
+	}
+}
+
+// TestHTTPSBackendGetsTLS: a request for an https:// backend goes out in
+// TLS (its first byte is a handshake record), never as plain text.
+func TestHTTPSBackendGetsTLS(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	first := make(chan byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var b [1]byte
+		if _, err := io.ReadFull(c, b[:]); err == nil {
+			first <- b[0]
+		}
+	}()
+	p := startProxy(t, Config{HoldTimeout: 100 * time.Millisecond},
+		Backend{Name: "tls", URL: &url.URL{Scheme: "https", Host: ln.Addr().String()}})
+	go func() {
+		if resp, err := http.Get("http://" + p.Addr().String() + "/secret"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case b := <-first:
+		if b != 0x16 { // TLS handshake record
+			t.Fatalf("first byte to the https backend = %q, want a TLS handshake (0x16)", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the https backend got no connection")
+	}
+}
+
+// TestStopCutsSlowBackend: when Run's context ends, a request still waiting
+// on a slow backend is cut after DrainTimeout, not waited for.
+func TestStopCutsSlowBackend(t *testing.T) {
+	backend := startBackend(t, "orders@primary")
+	p, err := New(Config{Component: "orders", DrainTimeout: 200 * time.Millisecond}, backend.backend())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- p.Run(ctx) }()
+	go func() {
+		if resp, err := http.Get("http://" + p.Addr().String() + "/slow/8000"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	waitFor(t, 5*time.Second, "the request in flight", func() bool { return p.Status().Active.InFlight == 1 })
+	cancel()
+	select {
+	case <-ran:
+	case <-time.After(4 * time.Second):
+		t.Fatal("Run still waiting 4s after its context ended, with DrainTimeout 200ms: the slow backend was not cut")
+	}
 }

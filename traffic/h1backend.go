@@ -3,9 +3,11 @@ package traffic
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"sync/atomic"
 	"time"
 )
@@ -25,28 +27,55 @@ const (
 
 // h1Pool holds the fast path's keep-alive connections to one backend.
 type h1Pool struct {
-	addr   string
+	addr   string // host:port, the scheme's port when the URL has none
 	dialer net.Dialer
+	tls    *tls.Config     // for https backends: HTTP/1.1 over TLS, verified as http.Transport does
 	idle   chan *h1Backend // LIFO would be nicer; a channel is lock-free enough
 	slots  chan struct{}   // one per open connection
 	closed atomic.Bool
 }
 
-func newH1Pool(addr string, dialTimeout time.Duration) *h1Pool {
-	return &h1Pool{
-		addr:   addr,
+func newH1Pool(u *url.URL, dialTimeout time.Duration) *h1Pool {
+	p := &h1Pool{
+		addr:   hostPort(u),
 		dialer: net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second},
 		idle:   make(chan *h1Backend, h1MaxConns),
 		slots:  make(chan struct{}, h1MaxConns),
 	}
+	if u.Scheme == "https" {
+		p.tls = &tls.Config{ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}}
+	}
+	return p
 }
 
+// hostPort is u's host with its port, or the scheme's default one.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "80"
+	if u.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// errPoolFull: every connection the pool may open is in use, for longer
+// than a request may wait.
+var errPoolFull = fmt.Errorf("all %d connections to the backend in use", h1MaxConns)
+
 // get returns an idle connection that is still open, or a new one, waiting
-// while the pool is at its bound. For a request that must not be sent twice
+// up to wait while the pool is at its bound. For a request that must not be sent twice
 // (!replayable) every idle connection is checked first, since the usual
 // remedy, sending it again on a new connection when the backend turns out
 // to have closed the old one, is not open to it.
-func (p *h1Pool) get(ctx context.Context, replayable bool) (*h1Backend, error) {
+func (p *h1Pool) get(ctx context.Context, replayable bool, wait time.Duration) (*h1Backend, error) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		select {
 		case b := <-p.idle:
@@ -58,6 +87,14 @@ func (p *h1Pool) get(ctx context.Context, replayable bool) (*h1Backend, error) {
 		default:
 		}
 		select {
+		case p.slots <- struct{}{}:
+			return p.open(ctx)
+		default:
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		}
+		select {
 		case b := <-p.idle:
 			if b.usable(replayable) {
 				return b, nil
@@ -67,23 +104,42 @@ func (p *h1Pool) get(ctx context.Context, replayable bool) (*h1Backend, error) {
 			return p.open(ctx)
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-timer.C:
+			return nil, fmt.Errorf("%w after waiting %s", errPoolFull, wait)
 		}
 	}
 }
 
-// dial returns a new connection, waiting while the pool is at its bound.
-func (p *h1Pool) dial(ctx context.Context) (*h1Backend, error) {
+// dial returns a new connection, waiting up to wait while the pool is at
+// its bound.
+func (p *h1Pool) dial(ctx context.Context, wait time.Duration) (*h1Backend, error) {
+	select {
+	case p.slots <- struct{}{}:
+		return p.open(ctx)
+	default:
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	select {
 	case p.slots <- struct{}{}:
 		return p.open(ctx)
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-timer.C:
+		return nil, fmt.Errorf("%w after waiting %s", errPoolFull, wait)
 	}
 }
 
 // open dials a connection for a slot taken by the caller.
 func (p *h1Pool) open(ctx context.Context) (*h1Backend, error) {
-	c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
+	var c net.Conn
+	var err error
+	if p.tls != nil {
+		d := tls.Dialer{NetDialer: &p.dialer, Config: p.tls}
+		c, err = d.DialContext(ctx, "tcp", p.addr)
+	} else {
+		c, err = p.dialer.DialContext(ctx, "tcp", p.addr)
+	}
 	if err != nil {
 		<-p.slots
 		return nil, err
@@ -169,7 +225,7 @@ func (b *h1Backend) usable(replayable bool) bool {
 	if b.br.Buffered() > 0 {
 		return false
 	}
-	return replayable && time.Since(b.lastUsed) < h1CheckIdle || stillOpen(b.conn)
+	return replayable && time.Since(b.lastUsed) < h1CheckIdle || stillOpen(rawConn(b.conn))
 }
 
 // put returns the connection to its pool for another request.
@@ -201,4 +257,13 @@ func (b *h1Backend) close() {
 	b.closed = true
 	b.conn.Close()
 	<-b.pool.slots
+}
+
+// rawConn is the TCP connection under c: a peek there sees the backend
+// close a TLS connection as it sees it close a plain one.
+func rawConn(c net.Conn) net.Conn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn()
+	}
+	return c
 }

@@ -311,7 +311,7 @@ func (p *Proxy) newTarget(b Backend) *target {
 		health:     newHysteresis(),
 	}
 	if p.cfg.Protocol != TCP {
-		t.pool = newH1Pool(t.addr, p.cfg.DialTimeout)
+		t.pool = newH1Pool(b.URL, p.cfg.DialTimeout)
 	}
 	t.outlier.winStart = p.cfg.Now()
 	p.metrics.resolve(t)

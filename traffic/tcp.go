@@ -24,16 +24,20 @@ type tcpServer struct {
 	cancel  context.CancelFunc
 	closing atomic.Bool
 	wg      sync.WaitGroup
+	// acceptDone is closed when serve's accept loop has returned: only
+	// then may wg be waited for.
+	acceptDone chan struct{}
 }
 
 var _ server = (*tcpServer)(nil)
 
 func newTCPServer(p *Proxy) *tcpServer {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &tcpServer{p: p, dialer: net.Dialer{Timeout: p.cfg.DialTimeout, KeepAlive: 30 * time.Second}, ctx: ctx, cancel: cancel}
+	return &tcpServer{p: p, dialer: net.Dialer{Timeout: p.cfg.DialTimeout, KeepAlive: 30 * time.Second}, ctx: ctx, cancel: cancel, acceptDone: make(chan struct{})}
 }
 
 func (s *tcpServer) serve(ln net.Listener) error {
+	defer close(s.acceptDone)
 	return acceptLoop(ln, &s.closing, s.p, func(c net.Conn) { s.wg.Go(func() { s.handle(c) }) })
 }
 
@@ -41,7 +45,7 @@ func (s *tcpServer) shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	s.p.ln.Close() // the listener serve accepts on
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { <-s.acceptDone; s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -52,6 +56,7 @@ func (s *tcpServer) shutdown(ctx context.Context) error {
 
 func (s *tcpServer) close() error {
 	s.cancel()
+	<-s.acceptDone
 	s.wg.Wait()
 	return nil
 }
