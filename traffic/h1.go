@@ -358,10 +358,17 @@ func (c *h1Conn) attempt(t *target, link bool) error {
 		return &proxyError{status: http.StatusBadRequest, backend: t, reason: err.Error(), err: err}
 	}
 	// A switch that gives up waiting for t abandons the attempt, and close
-	// ends it, by cutting its connection, whichever it is by then.
+	// ends it, by cutting its connection, whichever it is by then; an
+	// attempt still waiting for a connection (the pool at its bound, a dial
+	// to a backend cut off) stops waiting.
+	ctx := c.s.ctx
 	var unlink func() bool
 	if link {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
 		unlink = context.AfterFunc(t.abandonCtx, func() {
+			cancel()
 			if bc := c.cur.Load(); bc != nil {
 				bc.cut()
 			}
@@ -375,7 +382,7 @@ func (c *h1Conn) attempt(t *target, link bool) error {
 		return bc.roundTrip(c.out, c.body, c.req.method, &c.resp)
 	}
 	wait := c.p.cfg.HoldTimeout
-	bc, err := t.pool.get(c.s.ctx, c.replayable, wait)
+	bc, err := t.pool.get(ctx, c.replayable, wait)
 	if err == nil {
 		err = send(bc)
 		if err != nil && bc.stale(err) && (bc.wrote == 0 || c.replayable) {
@@ -383,7 +390,7 @@ func (c *h1Conn) attempt(t *target, link bool) error {
 			// it never reached the backend. Send it once on a new
 			// connection, as http.Transport does.
 			bc.close()
-			if bc, err = t.pool.dial(c.s.ctx, wait); err == nil {
+			if bc, err = t.pool.dial(ctx, wait); err == nil {
 				err = send(bc)
 			}
 		}
