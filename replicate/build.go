@@ -40,7 +40,7 @@ func shortHash(s string) string {
 
 // build is a file being written under a temp name in the destination,
 // renamed over its target by commit. It checksums everything the file
-// holds as it is written, and starts its writeback early.
+// holds as it is written.
 type build struct {
 	d      *DirSink
 	target string // slash path of the result
@@ -49,14 +49,9 @@ type build struct {
 	crc    uint32         // CRC-32C of the file's content, for FileMeta.Checksum
 	h      *blake3.Hasher // BLAKE3 of it, for FileMeta.Digest; nil unless asked for at the start
 	n      int64          // bytes in the file
-	queued int64          // bytes up to which writeback was started
 	resume bool           // keep the temp file on failure
 	locked bool           // holds the partial's lock
 }
-
-// writebackChunk is how many bytes a build writes between two requests to
-// start their writeback.
-const writebackChunk = 8 << 20
 
 // lockPartial waits until no other build uses the partial name.
 func (d *DirSink) lockPartial(ctx context.Context, name string) error {
@@ -163,7 +158,7 @@ func (b *build) rewind(ctx context.Context, from int64) error {
 	if _, err := copyCtx(ctx, writerFunc(b.sum), io.NewSectionReader(b.f, 0, from)); err != nil {
 		return fmt.Errorf("read partial: %w", err)
 	}
-	b.n, b.queued = from, from
+	b.n = from
 	_, err = b.f.Seek(from, io.SeekStart)
 	return err
 }
@@ -220,10 +215,6 @@ func (b *build) write(data []byte) error {
 	}
 	_ = b.sum(data)
 	b.n += int64(len(data))
-	if b.n-b.queued >= writebackChunk {
-		startWriteback(b.f, b.queued, b.n-b.queued)
-		b.queued = b.n
-	}
 	return nil
 }
 
