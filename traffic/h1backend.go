@@ -65,11 +65,21 @@ func hostPort(u *url.URL) string {
 var errPoolFull = fmt.Errorf("all %d connections to the backend in use", h1MaxConns)
 
 // get returns an idle connection that is still open, or a new one, waiting
-// up to wait while the pool is at its bound. For a request that must not be sent twice
-// (!replayable) every idle connection is checked first, since the usual
-// remedy, sending it again on a new connection when the backend turns out
-// to have closed the old one, is not open to it.
+// up to wait while the pool is at its bound. For a request that must not be
+// sent twice (!replayable) every idle connection is checked first, since
+// the usual remedy, sending it again on a new connection when the backend
+// turns out to have closed the old one, is not open to it.
 func (p *h1Pool) get(ctx context.Context, replayable bool, wait time.Duration) (*h1Backend, error) {
+	return p.take(ctx, p.idle, replayable, wait)
+}
+
+// dial returns a new connection, waiting up to wait while the pool is at
+// its bound.
+func (p *h1Pool) dial(ctx context.Context, wait time.Duration) (*h1Backend, error) {
+	return p.take(ctx, nil, false, wait) // a nil channel is never ready
+}
+
+func (p *h1Pool) take(ctx context.Context, idle chan *h1Backend, replayable bool, wait time.Duration) (*h1Backend, error) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -78,7 +88,7 @@ func (p *h1Pool) get(ctx context.Context, replayable bool, wait time.Duration) (
 	}()
 	for {
 		select {
-		case b := <-p.idle:
+		case b := <-idle:
 			if b.usable(replayable) {
 				return b, nil
 			}
@@ -95,7 +105,7 @@ func (p *h1Pool) get(ctx context.Context, replayable bool, wait time.Duration) (
 			timer = time.NewTimer(wait)
 		}
 		select {
-		case b := <-p.idle:
+		case b := <-idle:
 			if b.usable(replayable) {
 				return b, nil
 			}
@@ -107,26 +117,6 @@ func (p *h1Pool) get(ctx context.Context, replayable bool, wait time.Duration) (
 		case <-timer.C:
 			return nil, fmt.Errorf("%w after waiting %s", errPoolFull, wait)
 		}
-	}
-}
-
-// dial returns a new connection, waiting up to wait while the pool is at
-// its bound.
-func (p *h1Pool) dial(ctx context.Context, wait time.Duration) (*h1Backend, error) {
-	select {
-	case p.slots <- struct{}{}:
-		return p.open(ctx)
-	default:
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case p.slots <- struct{}{}:
-		return p.open(ctx)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-timer.C:
-		return nil, fmt.Errorf("%w after waiting %s", errPoolFull, wait)
 	}
 }
 
