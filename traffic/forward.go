@@ -250,7 +250,15 @@ func (p *Proxy) send(req *http.Request, t *target, body *requestBody, link bool)
 		t.release()
 		return nil, err
 	}
-	if resp.StatusCode >= 500 {
+	p.countAnswered(t, resp.StatusCode)
+	resp.Body = wrapBody(resp, t, cancel)
+	return resp, nil
+}
+
+// countAnswered counts an attempt t answered with status: a 5xx is a
+// failure for outlier detection, anything else a success.
+func (p *Proxy) countAnswered(t *target, status int) {
+	if status >= 500 {
 		t.fail5xx.Inc()
 		p.observe(t, true)
 	} else {
@@ -258,8 +266,6 @@ func (p *Proxy) send(req *http.Request, t *target, body *requestBody, link bool)
 		p.observe(t, false)
 	}
 	p.stats.served.Add(1)
-	resp.Body = wrapBody(resp, t, cancel)
-	return resp, nil
 }
 
 // beforeWrite reports whether err happened before any byte of the request

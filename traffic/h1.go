@@ -412,14 +412,7 @@ func (c *h1Conn) attempt(t *target, link bool) error {
 		t.release()
 		return err
 	}
-	if c.resp.status >= 500 {
-		t.fail5xx.Inc()
-		p.observe(t, true)
-	} else {
-		t.ok.Inc()
-		p.observe(t, false)
-	}
-	p.stats.served.Add(1)
+	p.countAnswered(t, c.resp.status)
 	c.t, c.bc = t, bc
 	return nil
 }
@@ -494,11 +487,7 @@ func (c *h1Conn) relay() bool {
 	r, bc := &c.resp, c.bc
 	closeAfter := c.req.close || r.close && r.length < 0 && !r.chunked || c.s.closing.Load()
 	w := c.bw
-	w.WriteString("HTTP/1.1 ")
-	w.WriteString(strconv.Itoa(r.status))
-	w.WriteByte(' ')
-	w.Write(r.reason)
-	w.WriteString("\r\n")
+	writeStatusLine(w, r.status, r.reason)
 	for _, h := range r.headers {
 		w.Write(h.name)
 		w.WriteString(": ")
@@ -534,11 +523,8 @@ func (c *h1Conn) relay() bool {
 func (c *h1Conn) answerError(err error, method string) bool {
 	status, msg := c.p.failedAnswer(err, method, string(c.req.target))
 	w := c.bw
-	w.WriteString("HTTP/1.1 ")
-	w.WriteString(strconv.Itoa(status))
-	w.WriteByte(' ')
-	w.WriteString(http.StatusText(status))
-	w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n")
+	writeStatusLine(w, status, []byte(http.StatusText(status)))
+	w.WriteString("Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n")
 	if status == http.StatusServiceUnavailable {
 		w.WriteString("Retry-After: 1\r\n")
 	}
@@ -551,6 +537,16 @@ func (c *h1Conn) answerError(err error, method string) bool {
 	w.WriteString("\r\n\r\n")
 	w.WriteString(msg)
 	return w.Flush() == nil && !closeAfter
+}
+
+// writeStatusLine writes an HTTP/1.1 status line; the client always gets
+// HTTP/1.1, whatever the backend spoke.
+func writeStatusLine(w *bufio.Writer, status int, reason []byte) {
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(strconv.Itoa(status))
+	w.WriteByte(' ')
+	w.Write(reason)
+	w.WriteString("\r\n")
 }
 
 // copyN copies n bytes (until EOF if n < 0) from a backend to the client,

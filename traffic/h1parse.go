@@ -51,7 +51,7 @@ var errDecline = errors.New("declined by the fast path")
 // reason) for anything but a plain HTTP/1.1 request in origin form whose
 // body, if any, has a Content-Length of at most maxBody.
 func parseRequestHead(head []byte, maxBody int64, r *h1Request) error {
-	*r = h1Request{headers: r.headers[:0], xff: r.xff[:0], contentLength: 0}
+	*r = h1Request{headers: r.headers[:0], xff: r.xff[:0]}
 	line, rest, ok := cutLine(head)
 	if !ok {
 		return declinef("request line")
