@@ -462,6 +462,9 @@ func (a *Agent) manifest(w http.ResponseWriter, r *http.Request) error {
 	if err := params.Validate(); err != nil {
 		return badf("%v", err)
 	}
+	if err := keyedAlike(w, r); err != nil {
+		return err
+	}
 	m, err := a.sink.Manifest(r.Context(), p, params)
 	if err != nil {
 		return err
@@ -471,6 +474,21 @@ func (a *Agent) manifest(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Phoenix-Mtime", strconv.FormatInt(m.ModTime.UnixNano(), 10))
 	_, err = w.Write(encodeManifest(m.Chunks))
 	return err
+}
+
+// chunkKeyHeader names, in a manifest or block sums answer, the function
+// that keyed them; the request names it in its "key" parameter.
+const chunkKeyHeader = "Phoenix-Chunk-Key"
+
+// keyedAlike refuses a request for chunk or block keys made with another
+// function than this agent's (a source agent of another release), and
+// says in the answer which function keyed them.
+func keyedAlike(w http.ResponseWriter, r *http.Request) error {
+	if got := r.URL.Query().Get("key"); got != chunkKeyName {
+		return badf("key %q: this agent keys chunks with %s; run the source and target agents from the same release", got, chunkKeyName)
+	}
+	w.Header().Set(chunkKeyHeader, chunkKeyName)
+	return nil
 }
 
 func (a *Agent) blocks(w http.ResponseWriter, r *http.Request) error {
@@ -494,6 +512,9 @@ func (a *Agent) blocks(w http.ResponseWriter, r *http.Request) error {
 	}
 	if nums[2] > maxChunkMax {
 		return badf("block size %d over %d", nums[2], maxChunkMax)
+	}
+	if err := keyedAlike(w, r); err != nil {
+		return err
 	}
 	sums, err := a.sink.BlockSums(r.Context(), Ref{Path: p, Size: nums[0], ModTime: time.Unix(0, nums[1])}, int(nums[2]), spans)
 	if err != nil {

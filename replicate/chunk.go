@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,7 @@ import (
 
 	chunkers "github.com/PlakarKorp/go-cdc-chunkers"
 	_ "github.com/PlakarKorp/go-cdc-chunkers/chunkers/fastcdc" // registers the FastCDC algorithm
-	"github.com/zeebo/blake3"
+	"github.com/cespare/xxhash/v2"
 )
 
 // cdcAlgorithm is the go-cdc-chunkers name of the FastCDC variant used: the
@@ -51,10 +50,10 @@ func (p ChunkParams) Validate() error {
 type Chunk struct {
 	Off int64
 	Len int
-	// Key is the first 8 bytes of the chunk's BLAKE3-256. A short key can
-	// collide; a collision makes a patch copy the wrong bytes, which the
-	// whole-file digest check at the destination catches (ErrVerify), and
-	// the file is then sent whole. It never yields a wrong replica.
+	// Key is the chunk's XXH64 (see chunkKey). A key can collide; a
+	// collision makes a patch copy the wrong bytes, which the whole-file
+	// BLAKE3 digest check at the destination catches (ErrVerify), and the
+	// file is then sent whole. It never yields a wrong replica.
 	Key uint64
 }
 
@@ -65,10 +64,20 @@ type Manifest struct {
 	Chunks  []Chunk
 }
 
-// chunkKey returns the key of b.
+// chunkKeyName names chunkKey's function on the wire: a source and a target
+// agent must key chunks alike, and each checks that the other does.
+const chunkKeyName = "xxh64"
+
+// chunkKey returns the key of b: its XXH64 (the hash Prometheus' TSDB keys
+// series with), over six times faster here than the first 8 bytes of its
+// BLAKE3 (13.8 against 2.1 GB/s on 8 KiB chunks), which an incremental
+// round used to pay for every byte of every changed file on both sides.
+// A key only has to find candidates: the whole-file BLAKE3 digest decides
+// whether a patch built from them is right, so a key that an adversary can
+// make collide costs at worst a file sent whole, as a truncated BLAKE3 key
+// (64 bits: collisions after 2^32 tries) already could.
 func chunkKey(b []byte) uint64 {
-	sum := blake3.Sum256(b)
-	return binary.LittleEndian.Uint64(sum[:8])
+	return xxhash.Sum64(b)
 }
 
 // cutChunks reads r to its end and calls fn with each chunk's offset and

@@ -81,6 +81,13 @@ func (c *ChunkCache) learn(p string, m Manifest) {
 	}
 }
 
+// knows reports whether the cache holds the chunk list of the
+// destination's version e of p.
+func (c *ChunkCache) knows(p string, e Entry) bool {
+	m, ok := c.files[p]
+	return ok && e.Kind == KindFile && m.Size == e.Size && m.ModTime.Equal(e.ModTime)
+}
+
 // ref returns the version of p the cache describes.
 func (c *ChunkCache) ref(p string) Ref {
 	m := c.files[p]
@@ -124,6 +131,10 @@ type fileDelta struct {
 
 	literal int64 // new bytes handed out
 	reused  int64 // bytes handed out as copies
+	at      int64 // bytes of the result handed out
+	// moved is set once a piece handed out is not the base's own bytes
+	// where they are: while it is not, the patch leaves the file as it was.
+	moved bool
 }
 
 var (
@@ -225,6 +236,10 @@ func (d *fileDelta) Next(ctx context.Context) (Piece, error) {
 	} else {
 		d.reused += p.Len
 	}
+	if p.Data != nil || !d.inPlace || !sameRef(p.From, d.base) || p.Off != d.at {
+		d.moved = true
+	}
+	d.at += p.Size()
 	return p, nil
 }
 
@@ -429,7 +444,7 @@ func (r *round) baseManifest(pt Patcher, a action) error {
 	if a.dst.Kind != KindFile || a.dst.Size < deltaMinSize {
 		return nil
 	}
-	if m, ok := r.cache.files[a.path]; ok && m.Size == a.dst.Size && m.ModTime.Equal(a.dst.ModTime) {
+	if r.cache.knows(a.path, a.dst) {
 		return nil
 	}
 	m, err := pt.Manifest(r.ctx, a.path, r.cache.params)
@@ -467,6 +482,7 @@ func (r *round) patchOnce(pt Patcher, f *os.File, a action, srcSize int64, start
 	if err != nil {
 		return err
 	}
+	defer c.close()
 	d, err := newFileDelta(c, r.cache)
 	if err != nil {
 		return err
@@ -487,7 +503,11 @@ func (r *round) patchOnce(pt Patcher, f *os.File, a action, srcSize int64, start
 		}
 		return err
 	}
-	r.stats.Patched++
+	if d.moved || d.at != d.base.Size {
+		r.stats.Patched++
+	} else {
+		r.stats.Unchanged++ // a racy file found the same
+	}
 	r.stats.Reused += d.reused
 	r.stats.Pending += srcSize
 	r.sent[a.path] = c.state

@@ -230,7 +230,7 @@ func (s *RemoteSink) Flush(ctx context.Context) error {
 
 // Manifest implements Patcher.
 func (s *RemoteSink) Manifest(ctx context.Context, p string, params ChunkParams) (Manifest, error) {
-	q := url.Values{"path": {p}, "min": {strconv.Itoa(params.Min)}, "avg": {strconv.Itoa(params.Avg)}, "max": {strconv.Itoa(params.Max)}}
+	q := url.Values{"path": {p}, "min": {strconv.Itoa(params.Min)}, "avg": {strconv.Itoa(params.Avg)}, "max": {strconv.Itoa(params.Max)}, "key": {chunkKeyName}}
 	var m Manifest
 	err := retry(ctx, func() error {
 		resp, err := s.do(ctx, http.MethodGet, s.url("manifest", q), nil)
@@ -238,6 +238,9 @@ func (s *RemoteSink) Manifest(ctx context.Context, p string, params ChunkParams)
 			return err
 		}
 		defer resp.Body.Close()
+		if err := keyedBy(resp); err != nil {
+			return err
+		}
 		size, err1 := strconv.ParseInt(resp.Header.Get("Phoenix-Size"), 10, 64)
 		mtime, err2 := strconv.ParseInt(resp.Header.Get("Phoenix-Mtime"), 10, 64)
 		if err1 != nil || err2 != nil || size < 0 {
@@ -263,7 +266,7 @@ func (s *RemoteSink) Manifest(ctx context.Context, p string, params ChunkParams)
 // BlockSums implements BlockSummer.
 func (s *RemoteSink) BlockSums(ctx context.Context, ref Ref, bs int, spans []Span) ([]uint64, error) {
 	q := url.Values{"path": {ref.Path}, "size": {strconv.FormatInt(ref.Size, 10)},
-		"mtime": {strconv.FormatInt(ref.ModTime.UnixNano(), 10)}, "bs": {strconv.Itoa(bs)}}
+		"mtime": {strconv.FormatInt(ref.ModTime.UnixNano(), 10)}, "bs": {strconv.Itoa(bs)}, "key": {chunkKeyName}}
 	want := spanBlocks(spans, bs)
 	body := encodeSpans(spans)
 	var sums []uint64
@@ -273,6 +276,9 @@ func (s *RemoteSink) BlockSums(ctx context.Context, ref Ref, bs int, spans []Spa
 			return err
 		}
 		defer resp.Body.Close()
+		if err := keyedBy(resp); err != nil {
+			return err
+		}
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 8*want+1))
 		if err != nil {
 			return fmt.Errorf("read block sums: %w: %w", err, ErrTransient)
@@ -290,6 +296,17 @@ func (s *RemoteSink) BlockSums(ctx context.Context, ref Ref, bs int, spans []Spa
 		return nil, fmt.Errorf("block sums of %s: %w", ref.Path, err)
 	}
 	return sums, nil
+}
+
+// keyedBy checks that the target agent keyed the chunks or blocks it
+// answered with as this source does: an agent of an earlier release keys
+// them otherwise (and says nothing), and a patch against its keys would
+// find no chunk in common.
+func keyedBy(resp *http.Response) error {
+	if got := resp.Header.Get(chunkKeyHeader); got != chunkKeyName {
+		return fmt.Errorf("the target agent keys chunks with %q, this source with %q: run both agents from the same release", got, chunkKeyName)
+	}
+	return nil
 }
 
 // resumeAt asks the agent how much of (p, id) it already holds.

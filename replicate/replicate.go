@@ -446,7 +446,15 @@ func (r *round) transferOnce(a action) error {
 		return nil // replaced by something else since the scan
 	}
 	start := time.Now()
-	if a.op == opGrow || a.op == opVerify {
+	pt, patchable := r.patchable(info.Size())
+	// A racy file of the same size is verified in full before anything is
+	// sent, unless it can go as an in-place patch against chunks the cache
+	// knows: a patch of the same content then writes nothing (and counts
+	// as unchanged), and comparing first would read the whole file on both
+	// sides once more when it did change (a live database's files, written
+	// all the time, are racy at every round).
+	patchFirst := a.op == opVerify && patchable && a.dst.Size >= inPlaceMin && r.cache.knows(a.path, a.dst)
+	if a.op == opGrow || a.op == opVerify && !patchFirst {
 		ok, err := r.isPrefix(f, a.path, a.dst.Size, info.Size(), a.op == opVerify)
 		if err != nil {
 			return err
@@ -458,7 +466,7 @@ func (r *round) transferOnce(a action) error {
 			}
 		}
 	}
-	if pt, ok := r.patchable(info.Size()); ok {
+	if patchable {
 		err := r.patch(pt, f, a, info.Size(), start)
 		if err == nil || !(errors.Is(err, ErrVerify) || errors.Is(err, ErrChanged) || errors.Is(err, errNoBase)) {
 			return err

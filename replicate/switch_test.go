@@ -178,7 +178,7 @@ func TestNoLostWritesAcrossSwitch(t *testing.T) {
 			_, agentURL := startAgent(t, RoleTarget, standbyDir, "")
 
 			cfg := MethodConfig{Kind: MethodIncremental, Src: Endpoint{Dir: primaryDir}, Dst: Endpoint{Agent: agentURL},
-				Token: testToken, Throttle: 256 << 10}
+				Token: testToken, Throttle: 256 << 10, Logger: testLogger(t)}
 			base, err := NewMethod(cfg)
 			if err != nil {
 				t.Fatal(err)
