@@ -180,6 +180,9 @@ type Traffic struct {
 	HoldTimeout Duration `yaml:"hold_timeout"`
 	// DrainTimeout bounds how long a switch waits for in-flight requests.
 	DrainTimeout Duration `yaml:"drain_timeout"`
+	// ClientTimeout disconnects a client that takes no byte of its
+	// response for this long, so it cannot hold a backend connection.
+	ClientTimeout Duration `yaml:"client_timeout"`
 	// Confirm says which signals must agree before a failure is confirmed.
 	Confirm Confirm `yaml:"confirm"`
 	// Outlier ejects a backend of a pool that fails requests (passive).
@@ -480,6 +483,7 @@ func Default() Config {
 			UnhealthyAfter: 3,
 			HoldTimeout:    Duration(15 * time.Second),
 			DrainTimeout:   Duration(5 * time.Second),
+			ClientTimeout:  Duration(time.Minute),
 		},
 		Secondary: Secondary{
 			Provider: "process",
@@ -712,6 +716,7 @@ func (c *Config) Validate() error {
 	positive("traffic.health_timeout", c.Traffic.HealthTimeout, "150ms")
 	positive("traffic.hold_timeout", c.Traffic.HoldTimeout, "15s")
 	positive("traffic.drain_timeout", c.Traffic.DrainTimeout, "5s")
+	positive("traffic.client_timeout", c.Traffic.ClientTimeout, "1m")
 	if c.Traffic.HealthTimeout > c.Traffic.HealthInterval {
 		bad("traffic.health_timeout", "%s is longer than health_interval %s: checks would overlap; make it shorter", c.Traffic.HealthTimeout, c.Traffic.HealthInterval)
 	}

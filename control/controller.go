@@ -248,6 +248,7 @@ func (c *Controller) newProxy(st *compState) error {
 		UnhealthyAfter: c.cfg.Traffic.UnhealthyAfter,
 		HoldTimeout:    c.cfg.Traffic.HoldTimeout.D(),
 		DrainTimeout:   c.cfg.Traffic.DrainTimeout.D(),
+		ClientTimeout:  c.cfg.Traffic.ClientTimeout.D(),
 		Outlier: traffic.OutlierConfig{Disabled: o.Disabled, ConsecutiveErrors: o.ConsecutiveErrors, ErrorRate: o.ErrorRate,
 			MinRequests: o.MinRequests, Interval: o.Interval.D(), EjectionTime: o.EjectionTime.D(),
 			MaxEjectionTime: o.MaxEjectionTime.D(), MaxEjectedPercent: o.MaxEjectedPercent},

@@ -45,7 +45,12 @@ type Config struct {
 	HoldTimeout        time.Duration // longest a request waits for recovery or a switch, default 10s
 	DrainTimeout       time.Duration // longest Switch and Run's stop wait for in-flight requests, default 5s
 	DialTimeout        time.Duration // connecting to a backend, default 2s; a cut-off backend fails this fast
-	MaxRetryBody       int64         // request bodies up to this many bytes are buffered so they can be retried, default 1 MiB
+	// ClientTimeout is the longest a client may leave the proxy unable to
+	// write to it (HAProxy's timeout client, on the sending side): a client
+	// that takes no byte of its response for this long is disconnected, so
+	// that it does not hold a backend connection forever. Default 1m.
+	ClientTimeout time.Duration
+	MaxRetryBody  int64 // request bodies up to this many bytes are buffered so they can be retried, default 1 MiB
 
 	Outlier  OutlierConfig  // passive outlier detection on the active set
 	FailBack FailbackPolicy // whether and when traffic returns to the backends a switch left
@@ -97,6 +102,7 @@ const (
 	DefaultHoldTimeout    = 10 * time.Second
 	DefaultDrainTimeout   = 5 * time.Second
 	DefaultDialTimeout    = 2 * time.Second
+	DefaultClientTimeout  = time.Minute
 	DefaultMaxRetryBody   = 1 << 20
 )
 
@@ -113,6 +119,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.HoldTimeout, DefaultHoldTimeout)
 	setDefault(&c.DrainTimeout, DefaultDrainTimeout)
 	setDefault(&c.DialTimeout, DefaultDialTimeout)
+	setDefault(&c.ClientTimeout, DefaultClientTimeout)
 	setDefault(&c.MaxRetryBody, DefaultMaxRetryBody)
 	c.Outlier = c.Outlier.withDefaults()
 	c.FailBack = c.FailBack.withDefaults()
@@ -150,6 +157,7 @@ func (c Config) validate() error {
 	}{
 		{"HealthInterval", c.HealthInterval}, {"HealthTimeout", c.HealthTimeout}, {"HealthFastInterval", c.HealthFastInterval},
 		{"HoldTimeout", c.HoldTimeout}, {"DrainTimeout", c.DrainTimeout}, {"DialTimeout", c.DialTimeout},
+		{"ClientTimeout", c.ClientTimeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must be positive (zero means the default)", d.name, d.v))

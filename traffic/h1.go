@@ -186,8 +186,21 @@ func newH1Conn(s *h1Server, c net.Conn) *h1Conn {
 	return &h1Conn{
 		s: s, p: s.p, conn: c, clientIP: ip,
 		br: bufio.NewReaderSize(c, h1ReadBuffer),
-		bw: bufio.NewWriterSize(c, h1WriteBuffer),
+		bw: bufio.NewWriterSize(progressWriter{c, s.p.cfg.ClientTimeout}, h1WriteBuffer),
 	}
+}
+
+// progressWriter writes to a client connection with a deadline renewed at
+// every write: a client may take its response as slowly as it likes, but
+// not stop taking it (Config.ClientTimeout). Both paths write through one.
+type progressWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (w progressWriter) Write(b []byte) (int, error) {
+	_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.conn.Write(b)
 }
 
 func (c *h1Conn) forget() {
@@ -314,7 +327,7 @@ func peekHead(br *bufio.Reader, wait func()) ([]byte, error) {
 func (c *h1Conn) handOff() bool {
 	_ = c.conn.SetReadDeadline(time.Time{})
 	c.p.stats.handoffs.Add(1)
-	return c.s.handoff.push(&handedConn{Conn: c.conn, r: c.br})
+	return c.s.handoff.push(&handedConn{Conn: c.conn, r: c.br, w: progressWriter{c.conn, c.p.cfg.ClientTimeout}})
 }
 
 // exchange forwards the request read and answers the client. It reports
@@ -687,9 +700,11 @@ func acceptLoop(ln net.Listener, closing *atomic.Bool, p *Proxy, handle func(net
 type handedConn struct {
 	net.Conn
 	r *bufio.Reader
+	w progressWriter
 }
 
-func (c *handedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+func (c *handedConn) Read(b []byte) (int, error)  { return c.r.Read(b) }
+func (c *handedConn) Write(b []byte) (int, error) { return c.w.Write(b) }
 
 // handoffListener is the listener net/http serves handed-off connections from.
 type handoffListener struct {

@@ -354,3 +354,42 @@ func TestStopCutsSlowBackend(t *testing.T) {
 		t.Fatal("Run still waiting 4s after its context ended, with DrainTimeout 200ms: the slow backend was not cut")
 	}
 }
+
+// TestClientTimeout: a client that stops taking its response is
+// disconnected after ClientTimeout on both paths, and the backend
+// connection it held is released.
+func TestClientTimeout(t *testing.T) {
+	backend := startBackend(t, "orders@primary")
+	p := startProxy(t, Config{ClientTimeout: 300 * time.Millisecond}, backend.backend())
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} { // the fast path; net/http's
+		t.Run(proto, func(t *testing.T) {
+			conn, err := net.Dial("tcp", p.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			const size = 64 << 20
+			if _, err := fmt.Fprintf(conn, "GET /big/64 %s\r\nHost: orders\r\n\r\n", proto); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "the request to reach the backend", func() bool { return p.Status().Active.InFlight == 1 })
+			// The client reads nothing; the proxy's writes stop.
+			waitFor(t, 5*time.Second, "the stalled client to be disconnected and its backend released", func() bool {
+				return p.Status().Active.InFlight == 0
+			})
+			n, err := io.Copy(io.Discard, conn)
+			if n >= size {
+				t.Errorf("read %d bytes (%v): the whole response, want it cut", n, err)
+			}
+		})
+	}
+	resp, err := http.Get("http://" + p.Addr().String() + "/who")
+	if err != nil {
+		t.Fatalf("after the cuts: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "orders@primary" {
+		t.Errorf("after the cuts, /who = %s %q", resp.Status, body)
+	}
+}

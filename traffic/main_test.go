@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -220,6 +221,17 @@ func (a *app) shapeRoutes(mux *http.ServeMux) {
 		w.Header().Set("Link", "</style.css>; rel=preload")
 		w.WriteHeader(http.StatusEarlyHints)
 		io.WriteString(w, "after hints")
+	})
+	// /big/{mib} sends that many MiB.
+	mux.HandleFunc("GET /big/{mib}", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.PathValue("mib"))
+		w.Header().Set("Content-Length", strconv.Itoa(n<<20))
+		block := bytes.Repeat([]byte("x"), 1<<20)
+		for range n {
+			if _, err := w.Write(block); err != nil {
+				return
+			}
+		}
 	})
 	mux.HandleFunc("GET /nothing", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
