@@ -186,20 +186,31 @@ func newH1Conn(s *h1Server, c net.Conn) *h1Conn {
 	return &h1Conn{
 		s: s, p: s.p, conn: c, clientIP: ip,
 		br: bufio.NewReaderSize(c, h1ReadBuffer),
-		bw: bufio.NewWriterSize(progressWriter{c, s.p.cfg.ClientTimeout}, h1WriteBuffer),
+		bw: bufio.NewWriterSize(newProgressWriter(c, s.p.cfg.ClientTimeout), h1WriteBuffer),
 	}
 }
 
-// progressWriter writes to a client connection with a deadline renewed at
-// every write: a client may take its response as slowly as it likes, but
-// not stop taking it (Config.ClientTimeout). Both paths write through one.
+// progressWriter writes to a client connection with a deadline renewed as
+// writes go: a client may take its response as slowly as it likes, but not
+// stop taking it for Config.ClientTimeout. The deadline is moved only once
+// an eighth of it has passed, not at every write (a timer update each), so
+// a stalled client is cut after seven eighths of the timeout at the least.
+// Both paths write through one.
 type progressWriter struct {
 	conn    net.Conn
 	timeout time.Duration
+	renew   time.Time // when the deadline is next moved
 }
 
-func (w progressWriter) Write(b []byte) (int, error) {
-	_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+func newProgressWriter(c net.Conn, timeout time.Duration) *progressWriter {
+	return &progressWriter{conn: c, timeout: timeout}
+}
+
+func (w *progressWriter) Write(b []byte) (int, error) {
+	if now := time.Now(); !now.Before(w.renew) {
+		_ = w.conn.SetWriteDeadline(now.Add(w.timeout))
+		w.renew = now.Add(w.timeout / 8)
+	}
 	return w.conn.Write(b)
 }
 
@@ -327,7 +338,7 @@ func peekHead(br *bufio.Reader, wait func()) ([]byte, error) {
 func (c *h1Conn) handOff() bool {
 	_ = c.conn.SetReadDeadline(time.Time{})
 	c.p.stats.handoffs.Add(1)
-	return c.s.handoff.push(&handedConn{Conn: c.conn, r: c.br, w: progressWriter{c.conn, c.p.cfg.ClientTimeout}})
+	return c.s.handoff.push(&handedConn{Conn: c.conn, r: c.br, w: newProgressWriter(c.conn, c.p.cfg.ClientTimeout)})
 }
 
 // exchange forwards the request read and answers the client. It reports
@@ -700,7 +711,7 @@ func acceptLoop(ln net.Listener, closing *atomic.Bool, p *Proxy, handle func(net
 type handedConn struct {
 	net.Conn
 	r *bufio.Reader
-	w progressWriter
+	w *progressWriter
 }
 
 func (c *handedConn) Read(b []byte) (int, error)  { return c.r.Read(b) }
