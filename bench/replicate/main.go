@@ -43,6 +43,7 @@ type options struct {
 	runs    int
 	keep    bool
 	skipInc bool
+	changes int
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -56,6 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.runs, "runs", 3, "snapshot runs of each contender; the best counts")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	fs.BoolVar(&o.skipInc, "snapshot-only", false, "run the snapshot comparison only, not the incremental one")
+	fs.IntVar(&o.changes, "changes", 3, "incremental comparisons, each after a new 1% change (2 to 7): the first with Phoenix's chunk cache cold, the rest warm; the medians of the warm ones are reported")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -65,6 +67,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o.size = n
+	if o.changes < 2 || o.changes > 7 {
+		fmt.Fprintf(stderr, "replicate bench: -changes %d: write 2 to 7 (the generated tree has index files for 7 changes)\n", o.changes)
+		return 2
+	}
 	if err := bench(ctx, o, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "replicate bench:", err)
 		return 1
