@@ -578,8 +578,9 @@ func (c *Controller) resumeSummary() string {
 	return fmt.Sprintf("watching %d components; resuming %v", len(c.order), open)
 }
 
-// stopScalers stops every scaler and releases what they added: they are
-// not persisted, and a restarted daemon starts them again.
+// stopScalers stops every scaler and releases what they added: a daemon
+// stopped this way starts them again on its next run. (A daemon killed
+// instead leaves them recorded, and its next run adopts them.)
 func (c *Controller) stopScalers() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/phoenixsre/phoenix"
 	"github.com/phoenixsre/phoenix/provider"
@@ -43,9 +44,26 @@ func (c *Controller) startScaler(a phoenix.Allocation) error {
 	actor, err := scale.NewActor(scale.ActorConfig{
 		Component: a.Component, Instances: c.deps.Provider, Pool: proxy, Logger: c.log.With("scale", string(a.Component)),
 		Template: provider.Spec{ID: a.ID, Command: cmd, Env: env, Resources: m.Resources, Offer: m.Offer},
+		Record:   func(ids []string) error { return c.store.PutScaled(a.ID, ids) },
 	})
 	if err != nil {
 		return err
+	}
+	// Replicas a previous run started and did not release (it was killed)
+	// rejoin the pool, or are released if they are gone.
+	recorded, err := c.store.Scaled(a.ID)
+	if err != nil {
+		return err
+	}
+	if len(recorded) > 0 {
+		actx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := actor.Adopt(actx, recorded)
+		cancel()
+		if err != nil {
+			// What could be adopted is; the rest stays recorded, and the
+			// scaler's Close releases it.
+			c.event(phoenix.Event{Kind: phoenix.EventError, Component: a.Component, Message: "scaling: " + err.Error()})
+		}
 	}
 	spec := scale.DefaultHPA(sc.MaxReplicas, scale.Metric{Name: "rps", Source: scale.SourceExternal, Target: scale.AverageValue,
 		Value: sc.TargetUtilization * sc.CapacityRPS})

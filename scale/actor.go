@@ -34,6 +34,7 @@ type poolStatus interface {
 // Instances is what the Actor needs of a provider.
 type Instances interface {
 	Provision(ctx context.Context, spec provider.Spec) (provider.Instance, error)
+	Status(ctx context.Context, id string) (provider.Instance, error)
 	Release(ctx context.Context, id string) error
 }
 
@@ -54,6 +55,13 @@ type ActorConfig struct {
 	Pool      Pool
 	// Scheme of the replicas' URLs: http (default) or https.
 	Scheme string
+	// Record, if set, persists the IDs of the instances the Actor owns,
+	// so that a daemon restarted after a crash can Adopt them instead of
+	// losing track of them. It is called with the new list before an
+	// instance is provisioned (the list then names it) and after one is
+	// released: a crash between the two leaves an ID recorded, never an
+	// instance running unrecorded. An error stops the change.
+	Record func(ids []string) error
 	Logger *slog.Logger
 }
 
@@ -69,6 +77,7 @@ type Actor struct {
 
 	mu    sync.Mutex
 	owned []ownedReplica // started by the Actor, oldest first
+	stray []string       // out of the pool, but their release failed: still recorded
 	next  int
 }
 
@@ -155,33 +164,113 @@ func (a *Actor) Apply(ctx context.Context, n int) error {
 	return nil
 }
 
-func (a *Actor) add(ctx context.Context) error {
-	a.next++
-	spec := a.cfg.Template
-	spec.Component = a.cfg.Component
+// idPrefix is what the IDs of the Actor's replicas start with, before
+// their number.
+func (a *Actor) idPrefix() string {
 	prefix := a.cfg.Template.ID
 	if prefix == "" {
 		prefix = string(a.cfg.Component)
 	}
-	spec.ID = prefix + "-scale-" + strconv.Itoa(a.next)
+	return prefix + "-scale-"
+}
+
+func (a *Actor) add(ctx context.Context) error {
+	a.next++
+	spec := a.cfg.Template
+	spec.Component = a.cfg.Component
+	spec.ID = a.idPrefix() + strconv.Itoa(a.next)
+	if err := a.record(spec.ID); err != nil {
+		return err
+	}
 	inst, err := a.cfg.Instances.Provision(ctx, spec)
 	if err != nil {
-		return fmt.Errorf("scale %s: provision %s: %w", a.cfg.Component, spec.ID, err)
+		return errors.Join(fmt.Errorf("scale %s: provision %s: %w", a.cfg.Component, spec.ID, err), a.unstart(ctx, spec.ID))
 	}
+	b, err := a.backendOf(inst)
+	if err == nil {
+		err = a.cfg.Pool.AddBackend(b)
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("scale %s: add %s: %w", a.cfg.Component, spec.ID, err), a.unstart(ctx, spec.ID))
+	}
+	a.owned = append(a.owned, ownedReplica{id: spec.ID, backend: b})
+	a.log.Info("replica added", "instance", spec.ID, "url", b.URL.String())
+	return nil
+}
+
+// unstart undoes an add that failed after id was recorded: it releases
+// whatever the provider started (if anything) and records the list without
+// id, or keeps id recorded as stray when the release fails.
+func (a *Actor) unstart(ctx context.Context, id string) error {
+	if err := a.cfg.Instances.Release(ctx, id); err != nil && !errors.Is(err, provider.ErrNotFound) {
+		a.stray = append(a.stray, id)
+		return fmt.Errorf("scale %s: release %s: %w", a.cfg.Component, id, err)
+	}
+	return a.record()
+}
+
+// backendOf is the pool's backend for a replica instance.
+func (a *Actor) backendOf(inst provider.Instance) (traffic.Backend, error) {
 	u, err := url.Parse(a.cfg.Scheme + "://" + inst.Addr)
 	if err == nil && u.Host == "" {
 		err = fmt.Errorf("instance address %q has no host", inst.Addr)
 	}
 	if err != nil {
-		return errors.Join(fmt.Errorf("scale %s: replica %s: %w", a.cfg.Component, spec.ID, err), a.release(ctx, spec.ID))
+		return traffic.Backend{}, err
 	}
-	b := traffic.Backend{Name: backendName(spec.ID), URL: u}
-	if err := a.cfg.Pool.AddBackend(b); err != nil {
-		return errors.Join(fmt.Errorf("scale %s: add %s: %w", a.cfg.Component, b.Name, err), a.release(ctx, spec.ID))
+	return traffic.Backend{Name: backendName(inst.ID), URL: u}, nil
+}
+
+// record persists the owned replicas' IDs, and extra (an instance about to
+// be provisioned), through Record.
+func (a *Actor) record(extra ...string) error {
+	if a.cfg.Record == nil {
+		return nil
 	}
-	a.owned = append(a.owned, ownedReplica{id: spec.ID, backend: b})
-	a.log.Info("replica added", "instance", spec.ID, "url", u.String())
+	ids := make([]string, 0, len(a.owned)+len(a.stray)+len(extra))
+	for _, r := range a.owned {
+		ids = append(ids, r.id)
+	}
+	ids = append(ids, a.stray...)
+	if err := a.cfg.Record(append(ids, extra...)); err != nil {
+		return fmt.Errorf("scale %s: record replicas: %w", a.cfg.Component, err)
+	}
 	return nil
+}
+
+// Adopt takes over the replicas a previous Actor recorded (its Record
+// list, read back after a restart): each still running rejoins the pool as
+// the Actor's own; any other is released. It must be called before the
+// first Apply. What it could not settle stays recorded, for the next try.
+func (a *Actor) Adopt(ctx context.Context, ids []string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		if n, err := strconv.Atoi(strings.TrimPrefix(id, a.idPrefix())); err == nil {
+			a.next = max(a.next, n) // a new replica never reuses a recorded ID
+		}
+		inst, err := a.cfg.Instances.Status(ctx, id)
+		if err == nil && inst.State == provider.StateRunning {
+			var b traffic.Backend
+			if b, err = a.backendOf(inst); err == nil {
+				if err = a.cfg.Pool.AddBackend(b); err == nil {
+					a.owned = append(a.owned, ownedReplica{id: id, backend: b})
+					a.log.Info("replica adopted after a restart", "instance", id, "url", b.URL.String())
+					continue
+				}
+			}
+		}
+		if err != nil && !errors.Is(err, provider.ErrNotFound) {
+			a.log.Warn("recorded replica not adopted, releasing it", "instance", id, "err", err)
+		}
+		if err := a.cfg.Instances.Release(ctx, id); err != nil && !errors.Is(err, provider.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("scale %s: release recorded replica %s: %w", a.cfg.Component, id, err))
+			a.stray = append(a.stray, id) // Close, or a later Adopt, tries again
+		}
+	}
+	errs = append(errs, a.record())
+	return errors.Join(errs...)
 }
 
 func (a *Actor) remove(ctx context.Context) error {
@@ -191,10 +280,11 @@ func (a *Actor) remove(ctx context.Context) error {
 	}
 	a.owned = a.owned[:len(a.owned)-1]
 	if err := a.release(ctx, r.id); err != nil {
+		a.stray = append(a.stray, r.id) // drained, still recorded: Close tries the release again
 		return err
 	}
 	a.log.Info("replica drained and released", "instance", r.id)
-	return nil
+	return a.record()
 }
 
 func (a *Actor) release(ctx context.Context, id string) error {
@@ -210,16 +300,23 @@ func (a *Actor) Close(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var errs []error
+	stray := a.stray
+	a.stray = nil
 	for len(a.owned) > 0 {
 		r := a.owned[len(a.owned)-1]
 		a.owned = a.owned[:len(a.owned)-1]
 		if err := a.cfg.Pool.RemoveBackend(ctx, r.backend.Name); err != nil && !errors.Is(err, traffic.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("scale %s: drain %s: %w", a.cfg.Component, r.backend.Name, err))
 		}
-		if err := a.release(ctx, r.id); err != nil {
+		stray = append(stray, r.id)
+	}
+	for _, id := range stray {
+		if err := a.release(ctx, id); err != nil {
 			errs = append(errs, err)
+			a.stray = append(a.stray, id)
 		}
 	}
+	errs = append(errs, a.record())
 	return errors.Join(errs...)
 }
 

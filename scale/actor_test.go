@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -375,6 +376,122 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string)
 		case <-deadline:
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		case <-tick.C:
+		}
+	}
+}
+
+// TestActorAdoptsAfterRestart: replicas started by an Actor whose daemon
+// died (no Close) are adopted by the next daemon's Actor from its record,
+// running processes and all, instead of being leaked or started twice; a
+// recorded ID that never started is dropped, and new replicas never reuse
+// a recorded ID.
+func TestActorAdoptsAfterRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real replica processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	root := t.TempDir()
+	template := provider.Spec{
+		Command: []string{os.Args[0], "--listen", "{addr}", "--workers", "2", "--work", "1ms"},
+		Env:     map[string]string{childEnv: "1"},
+	}
+	var mu sync.Mutex
+	var saved []string // what the store would hold
+	record := func(ids []string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		saved = slices.Clone(ids)
+		return nil
+	}
+	recorded := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(saved)
+	}
+	pids := func(prov *process.Provider, ids []string) map[string]string {
+		out := map[string]string{}
+		for _, id := range ids {
+			inst, err := prov.Status(ctx, id)
+			if err != nil || inst.State != provider.StateRunning {
+				t.Fatalf("replica %s: %+v, %v; want it running", id, inst, err)
+			}
+			out[id] = inst.Detail
+		}
+		return out
+	}
+
+	// The first daemon scales out to 3, then dies without cleaning up.
+	prov1, err := process.New(process.Config{Root: root, StopTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actor1, err := NewActor(ActorConfig{Component: "work", Template: template, Instances: prov1, Pool: startPool(ctx, t, prov1, template), Record: record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := actor1.Apply(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	before := recorded()
+	if !slices.Equal(before, []string{"work-scale-1", "work-scale-2"}) {
+		t.Fatalf("recorded %v after scaling to 3, want the two replicas started", before)
+	}
+	running := pids(prov1, before)
+	// It had recorded one more just before it died, never provisioned.
+	before = append(before, "work-scale-7")
+
+	// The next daemon: a new provider on the same state, a new pool.
+	prov2, err := process.New(process.Config{Root: root, StopTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := startPool(ctx, t, prov2, template)
+	actor2, err := NewActor(ActorConfig{Component: "work", Template: template, Instances: prov2, Pool: pool, Record: record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := actor2.Adopt(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	if n := actor2.Replicas(); n != 3 {
+		t.Errorf("%d replicas in the pool after adopting, want 3 (the base and the two running)", n)
+	}
+	if got := recorded(); !slices.Equal(got, []string{"work-scale-1", "work-scale-2"}) {
+		t.Errorf("recorded %v after adopting, want the two running replicas only", got)
+	}
+	if got := pids(prov2, []string{"work-scale-1", "work-scale-2"}); !maps.Equal(got, running) {
+		t.Errorf("replica processes %v after adopting, want the same as before the restart %v", got, running)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		joined := 0
+		for _, b := range pool.Status().Pool {
+			if b.Joined {
+				joined++
+			}
+		}
+		return joined == 3
+	}, "the adopted replicas to join the pool")
+
+	if err := actor2.Apply(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if got := recorded(); !slices.Equal(got, []string{"work-scale-1", "work-scale-2", "work-scale-8"}) {
+		t.Errorf("recorded %v after scaling to 4, want a new ID past every recorded one", got)
+	}
+	if err := actor2.Apply(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := recorded(); len(got) != 0 {
+		t.Errorf("recorded %v after scaling back to 1, want none", got)
+	}
+	for id, detail := range running {
+		var pid int
+		if _, err := fmt.Sscanf(detail, "pid %d", &pid); err != nil {
+			t.Fatalf("replica %s: no pid in %q", id, detail)
+		}
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("adopted replica %s: process %d still there after scaling in (%v)", id, pid, err)
 		}
 	}
 }

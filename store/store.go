@@ -166,6 +166,45 @@ func (s *Store) Allocations() ([]phoenix.Allocation, error) {
 	return out, nil
 }
 
+// scaledKey is the meta bucket's key of an allocation's scaled replicas.
+func scaledKey(allocation string) []byte { return []byte("scaled:" + allocation) }
+
+// PutScaled records the IDs of the replicas the Dynamic Scaling Engine runs
+// for an allocation (see scale.ActorConfig.Record), replacing the last list.
+func (s *Store) PutScaled(allocation string, ids []string) error {
+	v, err := json.Marshal(ids)
+	if err != nil {
+		return fmt.Errorf("put scaled replicas of %s: %w", allocation, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if len(ids) == 0 {
+			return tx.Bucket(bucketMeta).Delete(scaledKey(allocation))
+		}
+		return tx.Bucket(bucketMeta).Put(scaledKey(allocation), v)
+	})
+	if err != nil {
+		return fmt.Errorf("put scaled replicas of %s: %w", allocation, err)
+	}
+	return nil
+}
+
+// Scaled returns the replica IDs last recorded for an allocation by
+// PutScaled; none if nothing was.
+func (s *Store) Scaled(allocation string) ([]string, error) {
+	var ids []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get(scaledKey(allocation))
+		if v == nil {
+			return nil
+		}
+		return json.Unmarshal(v, &ids)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read scaled replicas of %s: %w", allocation, err)
+	}
+	return ids, nil
+}
+
 // NextID returns a new number from a named counter, persisted, so that IDs
 // are never reused across restarts.
 func (s *Store) NextID(counter string) (uint64, error) {

@@ -98,3 +98,36 @@ func TestSecondOpenIsRefused(t *testing.T) {
 		t.Fatalf("second Open: %v", err)
 	}
 }
+
+func TestScaledSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "phoenix.db")
+	s := open(t, path)
+	steps := []struct {
+		alloc string
+		ids   []string
+	}{
+		{"orders-1", []string{"orders-1-scale-1"}},
+		{"orders-1", []string{"orders-1-scale-1", "orders-1-scale-2"}},
+		{"cart-3", []string{"cart-3-scale-4"}},
+		{"cart-3", nil}, // all released
+	}
+	for _, st := range steps {
+		if err := s.PutScaled(st.alloc, st.ids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+
+	s = open(t, path)
+	defer s.Close()
+	for alloc, want := range map[string][]string{
+		"orders-1": {"orders-1-scale-1", "orders-1-scale-2"},
+		"cart-3":   nil,
+		"never":    nil,
+	} {
+		got, err := s.Scaled(alloc)
+		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("Scaled(%s) = %v, %v; want %v", alloc, got, err, want)
+		}
+	}
+}
