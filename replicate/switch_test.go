@@ -40,6 +40,7 @@ type trackedMethod struct {
 	inflight    atomic.Bool
 	rounds      atomic.Int64
 	interrupted atomic.Int64
+	lastErr     atomic.Pointer[error] // of a round that failed
 }
 
 func (m *trackedMethod) Incremental(ctx context.Context) (Stats, error) {
@@ -50,6 +51,8 @@ func (m *trackedMethod) Incremental(ctx context.Context) (Stats, error) {
 		m.interrupted.Add(1)
 	} else if err == nil {
 		m.rounds.Add(1)
+	} else {
+		m.lastErr.Store(&err)
 	}
 	return st, err
 }
@@ -202,9 +205,20 @@ func TestNoLostWritesAcrossSwitch(t *testing.T) {
 
 			w := newWriters("http://" + primary.addr)
 			w.start(4)
+			start := time.Now()
 			// Writes outpace the throttle, so rounds run back to back.
 			waitFor(t, "two completed rounds and 300 acknowledged writes", func() bool {
-				return m.rounds.Load() >= 2 && w.ackedCount() >= 300
+				ok := m.rounds.Load() >= 2 && w.ackedCount() >= 300
+				if !ok && time.Since(start) > 15*time.Second {
+					var last error
+					if e := m.lastErr.Load(); e != nil {
+						last = *e
+					}
+					t.Logf("after %v: %d rounds, %d writes acknowledged, %d failed, round in flight %v, last round error %v",
+						time.Since(start).Round(time.Second), m.rounds.Load(), w.ackedCount(), w.failed.Load(), m.inflight.Load(), last)
+					start = time.Now() // once
+				}
+				return ok
 			})
 			waitFor(t, "a round in flight", m.inflight.Load)
 
