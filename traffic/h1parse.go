@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // The HTTP/1.1 fast path parses heads itself, strictly: it takes only what
@@ -176,6 +177,7 @@ func parseResponseHead(head []byte, method []byte, r *h1Response) error {
 		}
 	}
 	keepAlive, lengths, encodings := false, 0, 0
+	var named [][]byte // headers the Connection header makes hop-by-hop
 	for {
 		line, rest, ok = cutLine(rest)
 		if !ok {
@@ -212,6 +214,8 @@ func parseResponseHead(head []byte, method []byte, r *h1Response) error {
 					r.close = true
 				case asciiEqualFold(tok, "keep-alive"):
 					keepAlive = true
+				case len(tok) > 0:
+					named = append(named, tok)
 				}
 			}
 			continue
@@ -222,6 +226,13 @@ func parseResponseHead(head []byte, method []byte, r *h1Response) error {
 	}
 	if len(rest) != 0 {
 		return errors.New("bytes after the head")
+	}
+	if len(named) > 0 {
+		// Headers named in Connection are for this hop only (RFC 9110
+		// 7.6.1): removed, as ReverseProxy removes them.
+		r.headers = slices.DeleteFunc(r.headers, func(h h1Header) bool {
+			return slices.ContainsFunc(named, func(n []byte) bool { return bytes.EqualFold(h.name, n) })
+		})
 	}
 	if http10 && encodings > 0 {
 		return errors.New("Transfer-Encoding in an HTTP/1.0 response")

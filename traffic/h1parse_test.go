@@ -123,6 +123,7 @@ func TestParseResponseHead(t *testing.T) {
 		length             int64
 		chunked, close     bool
 		bad                string
+		headers            string // the headers relayed, "Name: value" joined by "; ", if set
 	}{
 		{name: "length", head: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", length: 3},
 		{name: "chunked", head: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", length: -1, chunked: true},
@@ -134,6 +135,8 @@ func TestParseResponseHead(t *testing.T) {
 		{name: "not modified", head: "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", length: 0},
 		{name: "no reason", head: "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", length: 0},
 		{name: "close", head: "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", length: 0, close: true},
+		{name: "headers named in Connection are dropped", head: "HTTP/1.1 200 OK\r\nx-secret: 1\r\nConnection: X-Secret, close, X-Hop\r\nX-Kept: 2\r\nX-Hop: 3\r\nContent-Length: 0\r\n\r\n",
+			length: 0, close: true, headers: "X-Kept: 2; Content-Length: 0"},
 		{name: "length and chunked", head: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", bad: "ambiguous"},
 		{name: "two lengths", head: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", bad: "ambiguous"},
 		{name: "gzip encoding", head: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", bad: "Transfer-Encoding"},
@@ -159,6 +162,15 @@ func TestParseResponseHead(t *testing.T) {
 			}
 			if r.length != tc.length || r.chunked != tc.chunked || r.close != tc.close {
 				t.Fatalf("length %d chunked %v close %v, want %d %v %v", r.length, r.chunked, r.close, tc.length, tc.chunked, tc.close)
+			}
+			if tc.headers != "" {
+				var got []string
+				for _, h := range r.headers {
+					got = append(got, string(h.name)+": "+string(h.value))
+				}
+				if strings.Join(got, "; ") != tc.headers {
+					t.Errorf("headers relayed %q, want %q", strings.Join(got, "; "), tc.headers)
+				}
 			}
 		})
 	}
