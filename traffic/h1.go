@@ -492,6 +492,9 @@ func (c *h1Conn) buildHead(t *target) error {
 		b = append(b, h.value...)
 		b = append(b, "\r\n"...)
 	}
+	if r.teTrailers {
+		b = append(b, "Te: trailers\r\n"...)
+	}
 	b = append(b, "X-Forwarded-For: "...)
 	if r.xffs > 0 {
 		b = append(b, r.xff...)

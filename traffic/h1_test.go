@@ -3,6 +3,7 @@ package traffic
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -391,5 +392,39 @@ func TestClientTimeout(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || string(body) != "orders@primary" {
 		t.Errorf("after the cuts, /who = %s %q", resp.Status, body)
+	}
+}
+
+// TestTETrailers: a client's TE header is hop-by-hop, but its "trailers"
+// is passed on as "Te: trailers", as ReverseProxy does, on the fast path.
+func TestTETrailers(t *testing.T) {
+	backend := startBackend(t, "orders@primary")
+	p := startProxy(t, Config{}, backend.backend())
+	for _, tc := range []struct{ te, want string }{
+		{"trailers", "trailers"},
+		{"deflate;q=0.5, Trailers", "trailers"},
+		{"deflate", ""},
+		{"", ""},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+p.Addr().String()+"/headers", nil)
+		if tc.te != "" {
+			req.Header.Set("Te", tc.te)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]string
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["te"] != tc.want {
+			t.Errorf("TE %q: the backend saw %q, want %q", tc.te, got["te"], tc.want)
+		}
+	}
+	if n := p.stats.handoffs.Load(); n != 0 {
+		t.Errorf("%d requests handed to net/http, want all on the fast path", n)
 	}
 }

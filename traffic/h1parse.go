@@ -39,6 +39,7 @@ type h1Request struct {
 	contentLength        int64
 	close                bool // the client asked to close after this request
 	idempotencyKey       bool
+	teTrailers           bool       // TE names trailers: sent on as "Te: trailers", as ReverseProxy does
 	headers              []h1Header // forwarded as they are, in order
 	xff                  []byte     // X-Forwarded-For values, joined with ", "
 	xffs                 int        // how many X-Forwarded-For headers
@@ -119,6 +120,14 @@ func parseRequestHead(head []byte, maxBody int64, r *h1Request) error {
 			}
 			r.xff = append(r.xff, value...)
 			r.xffs++
+			continue
+		case asciiEqualFold(name, "Te"):
+			for tok := range bytes.SplitSeq(value, []byte(",")) {
+				tok, _, _ = bytes.Cut(tok, []byte(";")) // a t-codings weight
+				if asciiEqualFold(bytes.Trim(tok, " \t"), "trailers") {
+					r.teTrailers = true
+				}
+			}
 			continue
 		case isHopByHop(name), asciiEqualFold(name, "Forwarded"),
 			asciiEqualFold(name, "X-Forwarded-Host"), asciiEqualFold(name, "X-Forwarded-Proto"):

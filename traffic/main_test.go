@@ -86,6 +86,7 @@ func (a *app) routes() http.Handler {
 			"x-forwarded-host": r.Header.Get("X-Forwarded-Host"),
 			"host":             r.Host,
 			"path":             r.URL.Path,
+			"te":               strings.Join(r.Header.Values("Te"), ","),
 		})
 	})
 	mux.HandleFunc("PUT /k/{id}", func(w http.ResponseWriter, r *http.Request) {
