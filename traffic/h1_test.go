@@ -428,3 +428,58 @@ func TestTETrailers(t *testing.T) {
 		t.Errorf("%d requests handed to net/http, want all on the fast path", n)
 	}
 }
+
+// TestPoolSweepsIdleConnections: the fast path's pool closes connections
+// idle for h1IdleTimeout and keeps the others.
+func TestPoolSweepsIdleConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closedByPeer := make(chan struct{}, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, _ = io.Copy(io.Discard, c) // until the proxy closes it
+				c.Close()
+				closedByPeer <- struct{}{}
+			}()
+		}
+	}()
+	u, _ := url.Parse("http://" + ln.Addr().String())
+	p := newH1Pool(u, time.Second)
+	defer p.close()
+	ctx := context.Background()
+	var conns []*h1Backend
+	for range 2 {
+		b, err := p.dial(ctx, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, b)
+	}
+	for _, b := range conns {
+		b.put()
+	}
+	conns[0].lastUsed = time.Now().Add(-2 * h1IdleTimeout) // put set it; age one
+
+	p.sweep(time.Now().Add(-h1IdleTimeout))
+	select {
+	case <-closedByPeer:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection idle past the timeout is still open")
+	}
+	if n, open := len(p.idle), len(p.slots); n != 1 || open != 1 {
+		t.Errorf("after the sweep: %d idle, %d open; want the recent one kept (1, 1)", n, open)
+	}
+	select {
+	case <-closedByPeer:
+		t.Error("the recently used connection was closed too")
+	case <-time.After(100 * time.Millisecond):
+	}
+}

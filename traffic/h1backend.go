@@ -23,6 +23,11 @@ const (
 	// idle connections after as little as a second or two). Under load
 	// connections are reused sooner and the check costs nothing.
 	h1CheckIdle = 50 * time.Millisecond
+	// h1IdleTimeout: a connection idle this long is closed, as
+	// http.Transport's IdleConnTimeout closes the other path's (see
+	// newTransport), so that the connections a burst opened do not stay
+	// open to the backend, nor sit in CLOSE_WAIT once it closes them.
+	h1IdleTimeout = 90 * time.Second
 )
 
 // h1Pool holds the fast path's keep-alive connections to one backend.
@@ -33,6 +38,9 @@ type h1Pool struct {
 	idle   chan *h1Backend // LIFO would be nicer; a channel is lock-free enough
 	slots  chan struct{}   // one per open connection
 	closed atomic.Bool
+	// sweeper closes the connections idle for h1IdleTimeout, every third
+	// of it, until the pool is closed.
+	sweeper *time.Timer
 }
 
 func newH1Pool(u *url.URL, dialTimeout time.Duration) *h1Pool {
@@ -45,7 +53,38 @@ func newH1Pool(u *url.URL, dialTimeout time.Duration) *h1Pool {
 	if u.Scheme == "https" {
 		p.tls = &tls.Config{ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}}
 	}
+	p.sweeper = time.AfterFunc(time.Hour, p.sweepTick)
+	p.sweeper.Reset(h1IdleTimeout / 3) // after the field is set: the callback reads it
 	return p
+}
+
+func (p *h1Pool) sweepTick() {
+	if p.closed.Load() {
+		return
+	}
+	p.sweep(time.Now().Add(-h1IdleTimeout))
+	p.sweeper.Reset(h1IdleTimeout / 3)
+}
+
+// sweep closes the idle connections last used before the given time and
+// puts the others back.
+func (p *h1Pool) sweep(before time.Time) {
+	for range len(p.idle) {
+		select {
+		case b := <-p.idle:
+			if b.lastUsed.Before(before) {
+				b.close()
+				continue
+			}
+			select {
+			case p.idle <- b:
+			default: // never: the channel holds every connection the pool may open
+				b.close()
+			}
+		default:
+			return
+		}
+	}
 }
 
 // hostPort is u's host with its port, or the scheme's default one.
@@ -140,6 +179,7 @@ func (p *h1Pool) open(ctx context.Context) (*h1Backend, error) {
 // close closes the idle connections and those returned from now on.
 func (p *h1Pool) close() {
 	p.closed.Store(true)
+	p.sweeper.Stop()
 	for {
 		select {
 		case b := <-p.idle:
