@@ -26,9 +26,22 @@ type Centre interface {
 	Predict(h int) (float64, bool)
 }
 
+// candidate is a centre as ConformalPeak drives it: fed each sample with
+// its time, which a seasonal centre needs to place it in its season.
+type candidate interface {
+	observe(at time.Time, v float64)
+	Predict(h int) (float64, bool)
+}
+
+// untimed feeds a Centre, which forecasts by sample count alone.
+type untimed struct{ Centre }
+
+func (u untimed) observe(_ time.Time, v float64) { u.Update(v) }
+
 var (
 	_ PeakForecaster = (*ConformalPeak)(nil)
 	_ Centre         = (*ewLevel)(nil)
+	_ candidate      = (*seasonal)(nil)
 )
 
 // ConformalConfig configures a ConformalPeak.
@@ -74,16 +87,34 @@ func (c ConformalConfig) validate() error {
 // exponentially weighted levels with half-lives from 0 (the last sample) to
 // 32 samples (a few hours of 5-minute samples), and two damped trends, one
 // slow and one quick, for demand that ramps.
-func builtinCentres() []Centre {
-	var out []Centre
+func builtinCentres() []candidate {
+	var out []candidate
 	for _, hl := range []float64{0, 0.5, 2, 8, 32} {
-		w := 1.0
-		if hl > 0 {
-			w = 1 - math.Exp2(-1/hl)
-		}
-		out = append(out, &ewLevel{w: w})
+		out = append(out, untimed{&ewLevel{w: halfLifeWeight(hl)}})
 	}
-	return append(out, &holt{alpha: 0.5, beta: 0.2, phi: 0.9}, &holt{alpha: 0.8, beta: 0.4, phi: 0.8})
+	return append(out, untimed{&holt{alpha: 0.5, beta: 0.2, phi: 0.9}}, untimed{&holt{alpha: 0.8, beta: 0.4, phi: 0.8}})
+}
+
+// seasonalCentres are the daily centres every ConformalPeak has, the
+// challengers of the others: each averages up to five past days, so that
+// one day's noise or anomaly weighs a fifth, and corrects by a level of
+// half-life 0 (the last sample), 4 or 16 samples, for a level that is known
+// sharply, moves with some noise, or is noisy.
+func seasonalCentres() []*seasonal {
+	var out []*seasonal
+	for _, hl := range []float64{0, 4, 16} {
+		out = append(out, &seasonal{period: day, seasons: 5, w: halfLifeWeight(hl)})
+	}
+	return out
+}
+
+// halfLifeWeight is the weight of a new sample in an exponentially weighted
+// mean of half-life hl samples (1 for 0: the last sample).
+func halfLifeWeight(hl float64) float64 {
+	if hl <= 0 {
+		return 1
+	}
+	return 1 - math.Exp2(-1/hl)
 }
 
 // scaleWindow is how many recent steps the steady score unit is the median
@@ -98,6 +129,34 @@ const recentWeight = 0.15910358474628547 // 1 - 2^(-1/4)
 const (
 	refLevel   = 0.9
 	lossWeight = 1.0 / 200
+)
+
+// The seasonal candidates are challengers (see ConformalPeak): the best of
+// them is used only once its selection's running loss, over the outcomes of
+// the last few hundred samples (strategyWeight) and resting on at least
+// minStrategyWeight of such a memory (about 280 outcomes), is below
+// 1-challengeMargin times that of the best of the others. The losses are
+// the mean pinball losses of the quantiles at strategyLevels, which span
+// the levels the budget chooses, so that a seasonal forecast whose median
+// is sharper but whose tail is heavier (one day's spike read as the season)
+// is judged on the tail too.
+const (
+	strategyWeight    = 1.0 / 400
+	minStrategyWeight = 0.5
+	challengeMargin   = 0.3
+)
+
+var strategyLevels = [...]float64{0.5, 0.75, 0.9, 0.95, 0.99}
+
+const nStrategyLevels = len(strategyLevels)
+
+// The selections whose losses are compared: the best of the plain
+// candidates (the built-in levels and trends, and any configured), and the
+// best of the seasonal ones.
+const (
+	plainStrategy = iota
+	seasonalStrategy
+	nStrategies
 )
 
 // The two quantities a ConformalPeak calibrates.
@@ -128,6 +187,18 @@ const (
 // bounds calibrated alike, chosen on outcomes rather than on the bounds'
 // width, which would favour a candidate whose recent scores ran low.
 //
+// Daily centres (seasonal: what the series did at this time of day on the
+// last few days, moved by how far its level has moved since) are
+// candidates too, but challengers: demand is often daily, but on a series
+// that is not, or not lately, a seasonal candidate can still win the
+// running comparison by chance, and a wrong seasonal forecast costs more
+// than a wrong level (it moves where the series does not). So the best
+// seasonal candidate replaces the best of the others only once it has seen
+// two days (one to forecast from, one to be scored on), and only while its
+// running loss (its selection's, scored alike out of sample, at levels from
+// 0.5 to 0.99) is well below theirs: by challengeMargin, over a memory of
+// some hundreds of outcomes of which it has half at least.
+//
 // It is written here, rather than taken from predict's forecasters, because
 // a scaler needs the quantiles of the peak over a window, which are not the
 // highest of pointwise quantiles, and at any level its budget allows; and
@@ -135,7 +206,10 @@ const (
 // not safe for concurrent use.
 type ConformalPeak struct {
 	cfg     ConformalConfig
-	centres []Centre
+	centres []candidate // the built-in and configured ones, then the seasonal ones
+	// seasonal are the seasonal centres, centres[len(centres)-len(seasonal):]:
+	// challengers, used only once seasoned and clearly better.
+	seasonal []*seasonal
 
 	n     int
 	last  float64   // the newest sample
@@ -156,7 +230,12 @@ type ConformalPeak struct {
 	next   int // ring position
 	filled int
 	loss   [nTargets][]float64 // per candidate, running mean pinball loss of its 0.9-quantiles
-	best   [nTargets]int       // the candidate in use; -1 for none
+	// per quantity and selection, its running loss as an exponentially
+	// weighted sum and the sum of its weights: their ratio is the mean, not
+	// biased low while the seasonal selection, which starts a day late,
+	// has few outcomes
+	sLoss, sLossW [nTargets][nStrategies]float64
+	best          [nTargets]int // the candidate in use; -1 for none
 
 	scratch []float64
 }
@@ -167,8 +246,11 @@ type pendingPeak struct {
 	centres [nTargets][]float64
 	units   [nUnits]float64
 	ref     [nTargets][]float64 // per candidate, its refLevel quantile; NaN if none
-	peak    float64             // the highest sample since, so far
-	seen    int
+	// per quantity and selection (plain, seasonal), the quantiles at
+	// strategyLevels of the candidate it chose; NaN if none
+	stratRef [nTargets][nStrategies][nStrategyLevels]float64
+	peak     float64 // the highest sample since, so far
+	seen     int
 }
 
 // ewLevel is an exponentially weighted level: a flat forecast.
@@ -231,7 +313,14 @@ func NewConformalPeak(cfg ConformalConfig) (*ConformalPeak, error) {
 		return nil, fmt.Errorf("conformal peak: %w", err)
 	}
 	c := &ConformalPeak{cfg: cfg}
-	c.centres = append(builtinCentres(), cfg.Centres...)
+	c.centres = builtinCentres()
+	for _, ce := range cfg.Centres {
+		c.centres = append(c.centres, untimed{ce})
+	}
+	c.seasonal = seasonalCentres()
+	for _, s := range c.seasonal {
+		c.centres = append(c.centres, s)
+	}
 	k := len(c.centres)
 	for t := range nTargets {
 		c.now[t] = make([]float64, k)
@@ -247,12 +336,12 @@ func NewConformalPeak(cfg ConformalConfig) (*ConformalPeak, error) {
 }
 
 // Observe adds a sample. Non-finite or negative values are ignored.
-func (c *ConformalPeak) Observe(_ time.Time, v float64) {
+func (c *ConformalPeak) Observe(at time.Time, v float64) {
 	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 		return
 	}
 	c.resolve(v)
-	c.update(v)
+	c.update(at, v)
 	c.issue()
 }
 
@@ -283,6 +372,20 @@ func (c *ConformalPeak) resolve(v float64) {
 				}
 			}
 		}
+		for t := range nTargets {
+			for st, qs := range p.stratRef[t] {
+				if math.IsNaN(qs[0]) {
+					continue
+				}
+				var l float64
+				for i, q := range qs {
+					l += pinball(outcome[t], q, strategyLevels[i])
+				}
+				l /= float64(nStrategyLevels) * p.units[unitSteady]
+				c.sLoss[t][st] += strategyWeight * (l - c.sLoss[t][st])
+				c.sLossW[t][st] += strategyWeight * (1 - c.sLossW[t][st])
+			}
+		}
 		c.next = (c.next + 1) % c.cfg.Window
 		c.filled = min(c.filled+1, c.cfg.Window)
 	}
@@ -310,7 +413,7 @@ func removeSorted(s []float64, x float64) []float64 {
 }
 
 // update moves the centres and the scale to include v.
-func (c *ConformalPeak) update(v float64) {
+func (c *ConformalPeak) update(at time.Time, v float64) {
 	if c.n > 0 {
 		c.steps = append(c.steps, math.Abs(v-c.last))
 		if len(c.steps) > scaleWindow {
@@ -331,7 +434,7 @@ func (c *ConformalPeak) update(v float64) {
 	c.n++
 	c.last = v
 	for _, ce := range c.centres {
-		ce.Update(v)
+		ce.observe(at, v)
 	}
 }
 
@@ -360,8 +463,9 @@ func (c *ConformalPeak) issue() {
 		c.now[atPeak][k], c.now[atEnd][k] = peak, end
 		p.centres[atPeak][k], p.centres[atEnd][k] = peak, end
 	}
+	firstSeasonal := len(c.centres) - len(c.seasonal) // the index of the first seasonal centre
 	for t := range nTargets {
-		c.best[t] = -1
+		best, challenger := -1, -1 // the best plain and the best seasonal candidate
 		p.ref[t] = make([]float64, len(c.scores[t]))
 		for k := range c.scores[t] {
 			q, ok := c.quantileOf(t, k, refLevel)
@@ -370,12 +474,39 @@ func (c *ConformalPeak) issue() {
 				continue
 			}
 			p.ref[t][k] = q
-			if c.best[t] < 0 || c.loss[t][k] < c.loss[t][c.best[t]] {
-				c.best[t] = k
+			if k/nUnits < firstSeasonal {
+				if best < 0 || c.loss[t][k] < c.loss[t][best] {
+					best = k
+				}
+			} else if challenger < 0 || c.loss[t][k] < c.loss[t][challenger] {
+				challenger = k
 			}
 		}
+		for st, k := range [nStrategies]int{plainStrategy: best, seasonalStrategy: challenger} {
+			for i, lv := range strategyLevels {
+				p.stratRef[t][st][i] = math.NaN()
+				if k >= 0 {
+					p.stratRef[t][st][i], _ = c.quantileOf(t, k, lv)
+				}
+			}
+		}
+		if best >= 0 && challenger >= 0 && c.seasonal[challenger/nUnits-firstSeasonal].seasoned() &&
+			c.sLossW[t][seasonalStrategy] >= minStrategyWeight &&
+			c.stratLoss(t, seasonalStrategy) < (1-challengeMargin)*c.stratLoss(t, plainStrategy) {
+			best = challenger
+		}
+		c.best[t] = best
 	}
 	c.pending = append(c.pending, p)
+}
+
+// stratLoss is selection st's running mean loss for quantity t; +Inf
+// before any outcome.
+func (c *ConformalPeak) stratLoss(t, st int) float64 {
+	if c.sLossW[t][st] == 0 {
+		return math.Inf(1)
+	}
+	return c.sLoss[t][st] / c.sLossW[t][st]
 }
 
 // pinball is the quantile (pinball) loss of the level-p quantile q when y
