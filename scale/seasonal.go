@@ -17,6 +17,12 @@ const day = 24 * time.Hour
 // sample interval is the median of.
 const gapWindow = 64
 
+// maxSeasonalSamples bounds a seasonal centre's history (1.6 MB): five days
+// of samples every 15 s (the scaler's default measure) fit; with finer
+// sampling the oldest days go first and fewer are averaged, and below
+// about 1.7 s no day fits and the seasonal centres forecast nothing.
+const maxSeasonalSamples = 50_000
+
 // seasonal is a seasonal naive forecast with a level correction: the value
 // h samples ahead is the value the series had at that time of day on each
 // of the last few days, shifted by how far the level has moved since then:
@@ -79,6 +85,9 @@ func (s *seasonal) observe(at time.Time, v float64) {
 	i := sort.Search(len(s.hist), func(i int) bool { return !s.hist[i].at.Before(oldest) })
 	if i > 1 {
 		s.hist = s.hist[i-1:]
+	}
+	if len(s.hist) > maxSeasonalSamples {
+		s.hist = s.hist[len(s.hist)-maxSeasonalSamples:]
 	}
 }
 

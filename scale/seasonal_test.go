@@ -184,3 +184,19 @@ func TestConformalForeseesDailyJump(t *testing.T) {
 		}
 	}
 }
+
+// TestSeasonalHistoryBounded: a centre fed samples far finer than its
+// season keeps at most maxSeasonalSamples of them.
+func TestSeasonalHistoryBounded(t *testing.T) {
+	s := &seasonal{period: day, seasons: 5, w: 1}
+	start := time.Unix(0, 0)
+	for i := range maxSeasonalSamples + 10_000 {
+		s.observe(start.Add(time.Duration(i)*time.Second), float64(i%100))
+	}
+	if n := len(s.hist); n > maxSeasonalSamples {
+		t.Errorf("%d samples kept, want at most %d", n, maxSeasonalSamples)
+	}
+	if _, ok := s.Predict(1); ok {
+		t.Error("a forecast with less than a day of samples kept")
+	}
+}
