@@ -191,15 +191,19 @@ func newH1Conn(s *h1Server, c net.Conn) *h1Conn {
 }
 
 // progressWriter writes to a client connection with a deadline renewed as
-// writes go: a client may take its response as slowly as it likes, but not
-// stop taking it for Config.ClientTimeout. The deadline is moved only once
-// an eighth of it has passed, not at every write (a timer update each), so
-// a stalled client is cut after seven eighths of the timeout at the least.
-// Both paths write through one.
+// the client takes bytes: it may take its response as slowly as it likes,
+// but not stop taking it for Config.ClientTimeout (HAProxy's timeout client
+// on the sending side). The deadline is moved only once an eighth of it has
+// passed, not at every write (a timer update each), so a stalled client is
+// cut after seven eighths of the timeout at the least; a write that times
+// out having sent some bytes renews it and goes on. Both paths write
+// through one.
 type progressWriter struct {
 	conn    net.Conn
 	timeout time.Duration
-	renew   time.Time // when the deadline is next moved
+	// renew is when the deadline is next moved, in Unix nanoseconds; 0 when
+	// someone else (net/http) has set or cleared the deadline since.
+	renew atomic.Int64
 }
 
 func newProgressWriter(c net.Conn, timeout time.Duration) *progressWriter {
@@ -207,12 +211,25 @@ func newProgressWriter(c net.Conn, timeout time.Duration) *progressWriter {
 }
 
 func (w *progressWriter) Write(b []byte) (int, error) {
-	if now := time.Now(); !now.Before(w.renew) {
-		_ = w.conn.SetWriteDeadline(now.Add(w.timeout))
-		w.renew = now.Add(w.timeout / 8)
+	written := 0
+	for {
+		if now := time.Now(); now.UnixNano() >= w.renew.Load() {
+			_ = w.conn.SetWriteDeadline(now.Add(w.timeout))
+			w.renew.Store(now.Add(w.timeout / 8).UnixNano())
+		}
+		n, err := w.conn.Write(b[written:])
+		written += n
+		if err != nil && n > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			w.renew.Store(0) // the client took bytes: it has another timeout
+			continue
+		}
+		return written, err
 	}
-	return w.conn.Write(b)
 }
+
+// deadlineMoved tells the writer that the connection's write deadline was
+// set by someone else: its next write sets its own.
+func (w *progressWriter) deadlineMoved() { w.renew.Store(0) }
 
 func (c *h1Conn) forget() {
 	c.s.mu.Lock()
@@ -719,6 +736,21 @@ type handedConn struct {
 
 func (c *handedConn) Read(b []byte) (int, error)  { return c.r.Read(b) }
 func (c *handedConn) Write(b []byte) (int, error) { return c.w.Write(b) }
+
+// SetDeadline and SetWriteDeadline pass net/http's deadlines on (it clears
+// the write deadline after each response, and at a hijack) and make the
+// next write set ClientTimeout's again.
+func (c *handedConn) SetDeadline(t time.Time) error {
+	err := c.Conn.SetDeadline(t)
+	c.w.deadlineMoved()
+	return err
+}
+
+func (c *handedConn) SetWriteDeadline(t time.Time) error {
+	err := c.Conn.SetWriteDeadline(t)
+	c.w.deadlineMoved()
+	return err
+}
 
 // handoffListener is the listener net/http serves handed-off connections from.
 type handoffListener struct {

@@ -2,13 +2,16 @@ package traffic
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -362,15 +365,37 @@ func TestStopCutsSlowBackend(t *testing.T) {
 func TestClientTimeout(t *testing.T) {
 	backend := startBackend(t, "orders@primary")
 	p := startProxy(t, Config{ClientTimeout: 300 * time.Millisecond}, backend.backend())
-	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} { // the fast path; net/http's
-		t.Run(proto, func(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		first string // a request answered and read before the stalled one, on the same connection
+		proto string
+	}{
+		{name: "fast path", proto: "HTTP/1.1"},
+		{name: "net/http", proto: "HTTP/1.0"},
+		// net/http clears the write deadline after each response: the
+		// next one must set ClientTimeout's again, however soon it comes.
+		{name: "net/http, second request", first: "GET /who HTTP/1.0\r\nHost: orders\r\nConnection: keep-alive\r\n\r\n", proto: "HTTP/1.0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			conn, err := net.Dial("tcp", p.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer conn.Close()
+			if tc.first != "" {
+				if _, err := io.WriteString(conn, tc.first); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if body := readAll(t, resp); body != "orders@primary" {
+					t.Fatalf("first request: %q", body)
+				}
+			}
 			const size = 64 << 20
-			if _, err := fmt.Fprintf(conn, "GET /big/64 %s\r\nHost: orders\r\n\r\n", proto); err != nil {
+			if _, err := fmt.Fprintf(conn, "GET /big/64 %s\r\nHost: orders\r\nConnection: keep-alive\r\n\r\n", tc.proto); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, 5*time.Second, "the request to reach the backend", func() bool { return p.Status().Active.InFlight == 1 })
@@ -384,6 +409,7 @@ func TestClientTimeout(t *testing.T) {
 			}
 		})
 	}
+
 	resp, err := http.Get("http://" + p.Addr().String() + "/who")
 	if err != nil {
 		t.Fatalf("after the cuts: %v", err)
@@ -392,6 +418,43 @@ func TestClientTimeout(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || string(body) != "orders@primary" {
 		t.Errorf("after the cuts, /who = %s %q", resp.Status, body)
+	}
+}
+
+// TestProgressWriter: a write that takes longer than the timeout goes on
+// while the reader takes bytes, and fails once it stops.
+func TestProgressWriter(t *testing.T) {
+	client, proxy := net.Pipe()
+	defer client.Close()
+	w := newProgressWriter(proxy, 200*time.Millisecond)
+	data := bytes.Repeat([]byte("x"), 16<<10)
+	read := make(chan int)
+	go func() {
+		// 1 KiB every 40 ms: the 16 KiB take about 640 ms, then nothing.
+		buf := make([]byte, 1<<10)
+		total := 0
+		for total < len(data) {
+			n, err := client.Read(buf)
+			total += n
+			if err != nil {
+				break
+			}
+			time.Sleep(40 * time.Millisecond)
+		}
+		read <- total
+	}()
+	if n, err := w.Write(data); err != nil || n != len(data) {
+		t.Fatalf("Write to a slow but steady reader = %d, %v; want all %d bytes", n, err, len(data))
+	}
+	if got := <-read; got != len(data) {
+		t.Fatalf("the reader got %d bytes", got)
+	}
+	start := time.Now()
+	if _, err := w.Write(data); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write to a reader that stopped = %v, want the deadline", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the stalled write failed after %v, want about the 200ms timeout", d)
 	}
 }
 

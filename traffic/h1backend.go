@@ -39,8 +39,9 @@ type h1Pool struct {
 	slots  chan struct{}   // one per open connection
 	closed atomic.Bool
 	// sweeper closes the connections idle for h1IdleTimeout, every third
-	// of it, until the pool is closed.
+	// of it, while some are idle (armed).
 	sweeper *time.Timer
+	armed   atomic.Bool
 }
 
 func newH1Pool(u *url.URL, dialTimeout time.Duration) *h1Pool {
@@ -54,21 +55,38 @@ func newH1Pool(u *url.URL, dialTimeout time.Duration) *h1Pool {
 		p.tls = &tls.Config{ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}}
 	}
 	p.sweeper = time.AfterFunc(time.Hour, p.sweepTick)
-	p.sweeper.Reset(h1IdleTimeout / 3) // after the field is set: the callback reads it
+	p.sweeper.Stop() // armed by the first connection put idle
 	return p
 }
 
+// arm starts the sweeps if they are not running.
+func (p *h1Pool) arm() {
+	if p.armed.CompareAndSwap(false, true) {
+		p.sweeper.Reset(h1IdleTimeout / 3)
+	}
+}
+
+// sweepTick sweeps, and goes on every third of h1IdleTimeout while
+// connections are idle; a pool with none (or closed) holds no timer.
 func (p *h1Pool) sweepTick() {
 	if p.closed.Load() {
 		return
 	}
 	p.sweep(time.Now().Add(-h1IdleTimeout))
-	p.sweeper.Reset(h1IdleTimeout / 3)
+	if len(p.idle) > 0 {
+		p.sweeper.Reset(h1IdleTimeout / 3)
+		return
+	}
+	p.armed.Store(false)
+	if len(p.idle) > 0 { // put between the check and the store
+		p.arm()
+	}
 }
 
 // sweep closes the idle connections last used before the given time and
 // puts the others back.
 func (p *h1Pool) sweep(before time.Time) {
+sweep:
 	for range len(p.idle) {
 		select {
 		case b := <-p.idle:
@@ -82,8 +100,11 @@ func (p *h1Pool) sweep(before time.Time) {
 				b.close()
 			}
 		default:
-			return
+			break sweep
 		}
+	}
+	if p.closed.Load() {
+		p.close() // closed while the sweep held connections it put back
 	}
 }
 
@@ -270,6 +291,7 @@ func (b *h1Backend) put() {
 		if b.pool.closed.Load() {
 			b.pool.close()
 		}
+		b.pool.arm()
 	default:
 		b.close()
 	}

@@ -223,6 +223,9 @@ func parseResponseHead(head []byte, method []byte, r *h1Response) error {
 					r.close = true
 				case asciiEqualFold(tok, "keep-alive"):
 					keepAlive = true
+				case asciiEqualFold(tok, "Content-Length"), asciiEqualFold(tok, "Transfer-Encoding"):
+					// The body is relayed by the framing parsed here, so
+					// the headers that state it stay, whatever Connection says.
 				case len(tok) > 0:
 					named = append(named, tok)
 				}
