@@ -462,10 +462,11 @@ func (a *Agent) manifest(w http.ResponseWriter, r *http.Request) error {
 	if err := params.Validate(); err != nil {
 		return badf("%v", err)
 	}
-	if err := keyedAlike(w, r); err != nil {
+	key, err := keyFor(w, r)
+	if err != nil {
 		return err
 	}
-	m, err := a.sink.Manifest(r.Context(), p, params)
+	m, err := a.sink.manifest(r.Context(), p, params, key)
 	if err != nil {
 		return err
 	}
@@ -480,15 +481,16 @@ func (a *Agent) manifest(w http.ResponseWriter, r *http.Request) error {
 // that keyed them; the request names it in its "key" parameter.
 const chunkKeyHeader = "Phoenix-Chunk-Key"
 
-// keyedAlike refuses a request for chunk or block keys made with another
-// function than this agent's (a source agent of another release), and
-// says in the answer which function keyed them.
-func keyedAlike(w http.ResponseWriter, r *http.Request) error {
-	if got := r.URL.Query().Get("key"); got != chunkKeyName {
-		return badf("key %q: this agent keys chunks with %s; run the source and target agents from the same release", got, chunkKeyName)
+// keyFor is the key function a request for chunk or block keys names (none:
+// a source agent of an earlier release, keyed as that release did), set in
+// the answer's header; a name this release does not know is refused.
+func keyFor(w http.ResponseWriter, r *http.Request) (func([]byte) uint64, error) {
+	key, name, ok := keyFunc(r.URL.Query().Get("key"))
+	if !ok {
+		return nil, badf("key %q: this agent keys chunks with %s or %s; run the source and target agents from compatible releases", r.URL.Query().Get("key"), chunkKeyName, legacyKeyName)
 	}
-	w.Header().Set(chunkKeyHeader, chunkKeyName)
-	return nil
+	w.Header().Set(chunkKeyHeader, name)
+	return key, nil
 }
 
 func (a *Agent) blocks(w http.ResponseWriter, r *http.Request) error {
@@ -513,10 +515,11 @@ func (a *Agent) blocks(w http.ResponseWriter, r *http.Request) error {
 	if nums[2] > maxChunkMax {
 		return badf("block size %d over %d", nums[2], maxChunkMax)
 	}
-	if err := keyedAlike(w, r); err != nil {
+	key, err := keyFor(w, r)
+	if err != nil {
 		return err
 	}
-	sums, err := a.sink.BlockSums(r.Context(), Ref{Path: p, Size: nums[0], ModTime: time.Unix(0, nums[1])}, int(nums[2]), spans)
+	sums, err := a.sink.blockSums(r.Context(), Ref{Path: p, Size: nums[0], ModTime: time.Unix(0, nums[1])}, int(nums[2]), spans, key)
 	if err != nil {
 		return err
 	}

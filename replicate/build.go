@@ -364,6 +364,11 @@ func checkSpans(spans []Span, bs int, size int64) error {
 
 // BlockSums implements BlockSummer.
 func (d *DirSink) BlockSums(ctx context.Context, ref Ref, bs int, spans []Span) ([]uint64, error) {
+	return d.blockSums(ctx, ref, bs, spans, chunkKey)
+}
+
+// blockSums is BlockSums with blocks keyed by key.
+func (d *DirSink) blockSums(ctx context.Context, ref Ref, bs int, spans []Span, key func([]byte) uint64) ([]uint64, error) {
 	if err := checkSpans(spans, bs, ref.Size); err != nil {
 		return nil, fmt.Errorf("block sums of %s: %w", ref.Path, err)
 	}
@@ -396,7 +401,7 @@ func (d *DirSink) BlockSums(ctx context.Context, ref Ref, bs int, spans []Span) 
 			if _, err := f.ReadAt(buf, off); err != nil {
 				return nil, fmt.Errorf("block sums of %s at %d: %w", ref.Path, off, err)
 			}
-			out = append(out, chunkKey(buf))
+			out = append(out, key(buf))
 		}
 	}
 	return out, nil

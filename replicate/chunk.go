@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	chunkers "github.com/PlakarKorp/go-cdc-chunkers"
 	_ "github.com/PlakarKorp/go-cdc-chunkers/chunkers/fastcdc" // registers the FastCDC algorithm
 	"github.com/cespare/xxhash/v2"
+	"github.com/zeebo/blake3"
 )
 
 // cdcAlgorithm is the go-cdc-chunkers name of the FastCDC variant used: the
@@ -66,7 +68,31 @@ type Manifest struct {
 
 // chunkKeyName names chunkKey's function on the wire: a source and a target
 // agent must key chunks alike, and each checks that the other does.
-const chunkKeyName = "xxh64"
+// legacyKeyName is the function of earlier releases (the first 8 bytes of
+// BLAKE3), which a target agent still keys with for a source that names
+// none, so that sources and targets can be upgraded in either order.
+const (
+	chunkKeyName  = "xxh64"
+	legacyKeyName = "blake3-64"
+)
+
+// keyFunc is the chunk key function a request names, and its name; false
+// for a name this release does not know.
+func keyFunc(name string) (func([]byte) uint64, string, bool) {
+	switch name {
+	case chunkKeyName:
+		return chunkKey, chunkKeyName, true
+	case "", legacyKeyName:
+		return legacyChunkKey, legacyKeyName, true
+	}
+	return nil, "", false
+}
+
+// legacyChunkKey is the chunk key of earlier releases.
+func legacyChunkKey(b []byte) uint64 {
+	sum := blake3.Sum256(b)
+	return binary.LittleEndian.Uint64(sum[:8])
+}
 
 // chunkKey returns the key of b: its XXH64 (the hash Prometheus' TSDB keys
 // series with), over six times faster here than the first 8 bytes of its
@@ -111,11 +137,11 @@ func cutChunks(ctx context.Context, r io.Reader, p ChunkParams, fn func(off int6
 	}
 }
 
-// manifestOf chunks r and returns the chunk list.
-func manifestOf(ctx context.Context, r io.Reader, p ChunkParams) ([]Chunk, error) {
+// manifestOf chunks r and returns the chunk list, keyed by key.
+func manifestOf(ctx context.Context, r io.Reader, p ChunkParams, key func([]byte) uint64) ([]Chunk, error) {
 	var out []Chunk
 	err := cutChunks(ctx, r, p, func(off int64, b []byte) error {
-		out = append(out, Chunk{Off: off, Len: len(b), Key: chunkKey(b)})
+		out = append(out, Chunk{Off: off, Len: len(b), Key: key(b)})
 		return nil
 	})
 	return out, err

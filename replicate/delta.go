@@ -115,11 +115,18 @@ type fileDelta struct {
 	refiner BlockSummer // nil: no refinement
 	base    Ref         // the destination's version of this file, for refinement
 	inPlace bool        // ask for the patch to be applied in place over base
-	batch   []Piece     // pieces cut, not yet refined
-	batchAt int64       // offset in the result of batch[0]
-	newIn   int64       // new bytes in batch
-	inBatch int64       // result bytes in batch
-	queue   []Piece     // pieces refined, not yet handed to Next
+	// baseChunks is base's chunk list, when the cache knows it; baseAt is
+	// the first of them not before the chunk being cut. A chunk that base
+	// holds at the same offset is copied from there rather than from
+	// wherever the index first saw its key, so that what did not change
+	// stays where it is (an in-place patch writes nothing for it).
+	baseChunks []Chunk
+	baseAt     int
+	batch      []Piece // pieces cut, not yet refined
+	batchAt    int64   // offset in the result of batch[0]
+	newIn      int64   // new bytes in batch
+	inBatch    int64   // result bytes in batch
+	queue      []Piece // pieces refined, not yet handed to Next
 
 	// Between the producer and Next (see start).
 	cancel   context.CancelFunc
@@ -280,10 +287,19 @@ func (d *fileDelta) nextBatch(ctx context.Context) ([]Piece, bool, error) {
 
 // add turns the chunk b into a piece at the end of the batch.
 func (d *fileDelta) add(b []byte) {
-	key := chunkKey(b)
-	d.chunks = append(d.chunks, Chunk{Off: d.off, Len: len(b), Key: key})
+	key, off := chunkKey(b), d.off
+	d.chunks = append(d.chunks, Chunk{Off: off, Len: len(b), Key: key})
 	d.off += int64(len(b))
 	d.inBatch += int64(len(b))
+	for d.baseAt < len(d.baseChunks) && d.baseChunks[d.baseAt].Off < off {
+		d.baseAt++
+	}
+	if d.baseAt < len(d.baseChunks) {
+		if c := d.baseChunks[d.baseAt]; c.Off == off && c.Len == len(b) && c.Key == key {
+			d.batch = mergePiece(d.batch, Piece{From: d.base, Off: off, Len: int64(len(b))})
+			return
+		}
+	}
 	if loc, ok := d.cache.index[key]; ok && loc.n == len(b) {
 		d.batch = mergePiece(d.batch, Piece{From: d.cache.ref(loc.path), Off: loc.off, Len: int64(loc.n)})
 		return
@@ -487,8 +503,8 @@ func (r *round) patchOnce(pt Patcher, f *os.File, a action, srcSize int64, start
 	if err != nil {
 		return err
 	}
-	if _, known := r.cache.files[a.path]; known {
-		d.base, d.inPlace = r.cache.ref(a.path), inPlace
+	if m, known := r.cache.files[a.path]; known {
+		d.base, d.inPlace, d.baseChunks = r.cache.ref(a.path), inPlace, m.Chunks
 		if bs, ok := r.dst.(BlockSummer); ok {
 			d.refiner = bs
 		}

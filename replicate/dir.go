@@ -234,6 +234,11 @@ func inPlaceBase(d Delta) (Ref, bool) {
 
 // Manifest implements Patcher.
 func (d *DirSink) Manifest(ctx context.Context, p string, params ChunkParams) (Manifest, error) {
+	return d.manifest(ctx, p, params, chunkKey)
+}
+
+// manifest is Manifest with chunks keyed by key.
+func (d *DirSink) manifest(ctx context.Context, p string, params ChunkParams, key func([]byte) uint64) (Manifest, error) {
 	name, err := d.resolve(p)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("manifest %s: %w", p, err)
@@ -250,7 +255,7 @@ func (d *DirSink) Manifest(ctx context.Context, p string, params ChunkParams) (M
 	if err != nil {
 		return Manifest{}, fmt.Errorf("manifest %s: %w", p, err)
 	}
-	chunks, err := manifestOf(ctx, io.NewSectionReader(f, 0, info.Size()), params)
+	chunks, err := manifestOf(ctx, io.NewSectionReader(f, 0, info.Size()), params, key)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("manifest %s: %w", p, err)
 	}

@@ -14,63 +14,118 @@ import (
 	"github.com/zeebo/blake3"
 )
 
-// TestChunkKeyAgreement checks that a source and a target agent that key
-// chunks differently (agents of different releases) refuse each other with
-// a reason, instead of patching against keys that never match.
+// TestChunkKeyAgreement: agents of this release key chunks with XXH64 and
+// say so; a target still keys with the earlier release's function for a
+// source that names none, and a source facing an earlier target (which
+// ignores the parameter and says nothing) sends files whole rather than
+// patching against keys that never match, so agents can be upgraded in
+// either order.
 func TestChunkKeyAgreement(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "f"), pattern(1, 256<<10))
+	data := pattern(1, 256<<10)
+	writeFile(t, filepath.Join(dir, "f"), data)
 	target := inProcessAgent(t, RoleTarget, dir)
+	first, err := manifestOf(context.Background(), strings.NewReader(string(data)), DefaultChunkParams, func([]byte) uint64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk0 := data[:first[0].Len]
 
-	t.Run("a target refuses a source that names no key or another", func(t *testing.T) {
-		for _, q := range []string{"", "&key=blake3-64"} {
-			for _, req := range []struct{ method, path string }{
-				{http.MethodGet, "/v1/manifest?path=f&min=2048&avg=8192&max=65536" + q},
-				{http.MethodPost, "/v1/blocks?path=f&size=1&mtime=1&bs=512" + q},
-			} {
-				r, err := http.NewRequest(req.method, target+req.path, strings.NewReader(""))
-				if err != nil {
-					t.Fatal(err)
-				}
-				r.Header.Set("Authorization", "Bearer "+testToken)
-				resp, err := http.DefaultClient.Do(r)
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "same release") {
-					t.Errorf("%s %s: %d %s, want 400 naming the release", req.method, req.path, resp.StatusCode, body)
-				}
-			}
-		}
-	})
-
-	t.Run("a source refuses a target that does not say it keys alike", func(t *testing.T) {
-		var calls atomic.Int32
-		old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			calls.Add(1)
-			w.Header().Set("Phoenix-Size", "0")
-			w.Header().Set("Phoenix-Mtime", "0")
-			w.WriteHeader(http.StatusOK) // as an earlier release answers: no key header
-		}))
-		t.Cleanup(old.Close)
-		s, err := NewRemoteSink(old.URL, testToken, nil)
+	get := func(t *testing.T, method, path string) (*http.Response, []byte) {
+		r, err := http.NewRequest(method, target+path, strings.NewReader(""))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, body
+	}
+	const manifest = "/v1/manifest?path=f&min=2048&avg=8192&max=65536"
+	for _, tc := range []struct {
+		query, header string
+		key           func([]byte) uint64
+	}{
+		{"&key=xxh64", "xxh64", chunkKey},
+		{"", "blake3-64", legacyChunkKey}, // an earlier release's source
+	} {
+		resp, body := get(t, http.MethodGet, manifest+tc.query)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get(chunkKeyHeader) != tc.header {
+			t.Fatalf("manifest%s: %s, key header %q; want 200 and %q", tc.query, resp.Status, resp.Header.Get(chunkKeyHeader), tc.header)
+		}
+		chunks, err := decodeManifest(body, int64(len(data)), DefaultChunkParams.Max)
+		if err != nil || chunks[0].Key != tc.key(chunk0) {
+			t.Errorf("manifest%s: first key %x (%v), want %x", tc.query, chunks[0].Key, err, tc.key(chunk0))
+		}
+	}
+	for _, path := range []string{manifest + "&key=sha1", "/v1/blocks?path=f&size=1&mtime=1&bs=512&key=sha1"} {
+		method := http.MethodGet
+		if strings.HasPrefix(path, "/v1/blocks") {
+			method = http.MethodPost
+		}
+		if resp, body := get(t, method, path); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "compatible releases") {
+			t.Errorf("%s: %s %s, want 400 naming the releases", path, resp.Status, body)
+		}
+	}
+
+	t.Run("a source facing an earlier target sends files whole", func(t *testing.T) {
+		src, dst := t.TempDir(), t.TempDir()
+		writeFile(t, filepath.Join(src, "db"), pattern(2, 2<<20))
+		ageTree(t, src)
+		a, err := NewAgent(AgentConfig{Role: RoleTarget, Dir: dst, Token: testToken, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		var asked atomic.Int32
+		// An earlier release: it ignores the key parameter, keys as it
+		// always did, and names no function.
+		old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			if q.Has("key") {
+				asked.Add(1)
+				q.Del("key")
+				r.URL.RawQuery = q.Encode()
+			}
+			a.Handler().ServeHTTP(headerless{w}, r)
+		}))
+		defer old.Close()
+		m, err := NewMethod(MethodConfig{Kind: MethodIncremental, Src: Endpoint{Dir: src}, Dst: Endpoint{Agent: old.URL}, Token: testToken})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := s.Manifest(ctx, "f", DefaultChunkParams); err == nil || !strings.Contains(err.Error(), "same release") {
-			t.Errorf("Manifest from an older target = %v, want an error naming the release", err)
+		if _, err := m.Full(ctx); err != nil {
+			t.Fatal(err)
 		}
-		if _, err := s.BlockSums(ctx, Ref{Path: "f", Size: 4096, ModTime: time.Unix(1, 0)}, 512, []Span{{Off: 0, Len: 4096}}); err == nil || !strings.Contains(err.Error(), "same release") {
-			t.Errorf("BlockSums from an older target = %v, want an error naming the release", err)
+		scatter(t, filepath.Join(src, "db"), 4, 9)
+		st, err := m.Incremental(ctx)
+		if err != nil {
+			t.Fatalf("incremental against an earlier target: %v", err)
 		}
-		if n := calls.Load(); n != 2 {
-			t.Errorf("%d requests, want 2: a mismatch is not transient and must not be retried", n)
+		assertSameTree(t, src, dst)
+		if st.Copied != 1 || st.Patched != 0 || asked.Load() == 0 {
+			t.Errorf("%+v after asking for keys %d times; want the file sent whole after a refused delta", st, asked.Load())
 		}
 	})
+}
+
+// headerless drops the chunk key header from an agent's answers.
+type headerless struct{ http.ResponseWriter }
+
+func (h headerless) WriteHeader(code int) {
+	h.Header().Del(chunkKeyHeader)
+	h.ResponseWriter.WriteHeader(code)
+}
+
+func (h headerless) Write(b []byte) (int, error) {
+	h.Header().Del(chunkKeyHeader)
+	return h.ResponseWriter.Write(b)
 }
 
 func TestDigester(t *testing.T) {

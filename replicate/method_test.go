@@ -324,3 +324,44 @@ func TestIncrementalRacyFile(t *testing.T) {
 	}
 	mustEqualFiles(t, path, replica)
 }
+
+// TestIncrementalRepeatedChunks: a large file that holds the same chunk
+// many times (zeroed pages, as a preallocated database or WAL has) and is
+// found unchanged after a racy round is left in place, not rewritten:
+// every chunk is copied from where the replica holds it, not from the
+// first place its key was seen.
+func TestIncrementalRepeatedChunks(t *testing.T) {
+	ctx := context.Background()
+	src, dst := t.TempDir(), t.TempDir()
+	path := filepath.Join(src, "prealloc.db")
+	writeFile(t, path, append(pattern(3, 256<<10), make([]byte, 8<<20)...))
+	ageTree(t, src)
+	m, err := NewMethod(MethodConfig{Kind: MethodIncremental, Src: Endpoint{Dir: src}, Dst: Endpoint{Dir: dst}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Full(ctx); err != nil {
+		t.Fatal(err)
+	}
+	scatter(t, path, 2, 40) // just now: the replica gets the racy marker
+	if _, err := m.Incremental(ctx); err != nil {
+		t.Fatal(err)
+	}
+	replica := filepath.Join(dst, "prealloc.db")
+	ino := inode(t, replica)
+	old := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.Incremental(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Unchanged != 1 || st.Patched != 0 {
+		t.Errorf("%+v, want the file counted unchanged", st)
+	}
+	if inode(t, replica) != ino {
+		t.Error("the unchanged file was rewritten")
+	}
+	mustEqualFiles(t, path, replica)
+}

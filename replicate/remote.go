@@ -304,10 +304,14 @@ func (s *RemoteSink) BlockSums(ctx context.Context, ref Ref, bs int, spans []Spa
 // find no chunk in common.
 func keyedBy(resp *http.Response) error {
 	if got := resp.Header.Get(chunkKeyHeader); got != chunkKeyName {
-		return fmt.Errorf("the target agent keys chunks with %q, this source with %q: run both agents from the same release", got, chunkKeyName)
+		return fmt.Errorf("the target agent keys chunks with %q, this source with %q (an agent of an earlier release): %w", got, chunkKeyName, errKeyMismatch)
 	}
 	return nil
 }
+
+// errKeyMismatch: the target keyed chunks otherwise than this source; its
+// files go whole until both agents run this release.
+var errKeyMismatch = errors.New("chunk keys differ")
 
 // resumeAt asks the agent how much of (p, id) it already holds.
 func (s *RemoteSink) resumeAt(ctx context.Context, p, id string) (int64, error) {

@@ -468,7 +468,7 @@ func (r *round) transferOnce(a action) error {
 	}
 	if patchable {
 		err := r.patch(pt, f, a, info.Size(), start)
-		if err == nil || !(errors.Is(err, ErrVerify) || errors.Is(err, ErrChanged) || errors.Is(err, errNoBase)) {
+		if err == nil || !(errors.Is(err, ErrVerify) || errors.Is(err, ErrChanged) || errors.Is(err, errNoBase) || errors.Is(err, errKeyMismatch)) {
 			return err
 		}
 		if !errors.Is(err, errNoBase) {
