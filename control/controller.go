@@ -594,6 +594,7 @@ func (c *Controller) stopScalers() {
 // resume carries on what a previous run left unfinished. Every action is
 // idempotent, so repeating a step that had completed is harmless.
 func (c *Controller) resume(ctx context.Context, wg *sync.WaitGroup) {
+	c.releaseStrayScaled()
 	for _, name := range c.order {
 		c.mu.Lock()
 		a, sw := c.comps[name].open, c.comps[name].switched
@@ -621,6 +622,34 @@ func (c *Controller) resume(ctx context.Context, wg *sync.WaitGroup) {
 			continue
 		}
 		c.start(ctx, wg, name, []allocate.Action{act})
+	}
+}
+
+// releaseStrayScaled releases the scaled replicas recorded for allocations
+// whose scaling no longer runs (released or failed back, whose scaler's
+// release failed or was cut short by a kill): only a component's switched
+// allocation scales, and resume adopts its replicas.
+func (c *Controller) releaseStrayScaled() {
+	allocs, err := c.store.Allocations()
+	if err != nil {
+		c.log.Warn("stray scaled replicas not checked", "err", err)
+		return
+	}
+	c.mu.Lock()
+	scaling := map[string]bool{}
+	for _, name := range c.order {
+		if sw := c.comps[name].switched; sw != nil {
+			scaling[sw.ID] = true
+		}
+	}
+	c.mu.Unlock()
+	for _, a := range allocs {
+		if scaling[a.ID] {
+			continue
+		}
+		if err := c.releaseScaled(a.ID); err != nil {
+			c.event(phoenix.Event{Kind: phoenix.EventError, Component: a.Component, Message: "stray scaled replicas: " + err.Error()})
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -26,12 +27,13 @@ func (c *Controller) startScaler(a phoenix.Allocation) error {
 	conf, _ := c.cfg.Component(a.Component)
 	sc := conf.Scale
 	if !sc.Enabled {
-		return nil
+		// Replicas a killed run left (scaling since turned off) go.
+		return c.releaseScaled(a.ID)
 	}
 	last := len(a.Members) - 1
 	cmd, err := c.fill(conf.Replica.Command, &a, last)
 	if err != nil {
-		return err
+		return errors.Join(err, c.releaseScaled(a.ID))
 	}
 	env := map[string]string{}
 	for k, v := range conf.Replica.Env {
@@ -47,23 +49,7 @@ func (c *Controller) startScaler(a phoenix.Allocation) error {
 		Record:   func(ids []string) error { return c.store.PutScaled(a.ID, ids) },
 	})
 	if err != nil {
-		return err
-	}
-	// Replicas a previous run started and did not release (it was killed)
-	// rejoin the pool, or are released if they are gone.
-	recorded, err := c.store.Scaled(a.ID)
-	if err != nil {
-		return err
-	}
-	if len(recorded) > 0 {
-		actx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := actor.Adopt(actx, recorded)
-		cancel()
-		if err != nil {
-			// What could be adopted is; the rest stays recorded, and the
-			// scaler's Close releases it.
-			c.event(phoenix.Event{Kind: phoenix.EventError, Component: a.Component, Message: "scaling: " + err.Error()})
-		}
+		return errors.Join(err, c.releaseScaled(a.ID))
 	}
 	spec := scale.DefaultHPA(sc.MaxReplicas, scale.Metric{Name: "rps", Source: scale.SourceExternal, Target: scale.AverageValue,
 		Value: sc.TargetUtilization * sc.CapacityRPS})
@@ -80,7 +66,7 @@ func (c *Controller) startScaler(a phoenix.Allocation) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("scale %s: %w", a.Component, err)
+		return errors.Join(fmt.Errorf("scale %s: %w", a.Component, err), c.releaseScaled(a.ID))
 	}
 	s, err := scale.NewScaler(scale.ScalerConfig{
 		Component: a.Component, Policy: pol, Actor: actor, Metric: "rps",
@@ -89,7 +75,24 @@ func (c *Controller) startScaler(a phoenix.Allocation) error {
 		Registerer: c.deps.Registerer, Now: c.now,
 	})
 	if err != nil {
+		return errors.Join(err, c.releaseScaled(a.ID))
+	}
+	// Replicas a previous run started and did not release (it was killed)
+	// rejoin the pool, or are released if they are gone. Only now, with the
+	// scaler built: what joins the pool has an actor to take it out.
+	recorded, err := c.store.Scaled(a.ID)
+	if err != nil {
 		return err
+	}
+	if len(recorded) > 0 {
+		actx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := actor.Adopt(actx, recorded)
+		cancel()
+		if err != nil {
+			// What could be adopted is; the rest stays recorded, and the
+			// scaler's Close (or the next run) releases it.
+			c.event(phoenix.Event{Kind: phoenix.EventError, Component: a.Component, Message: "scaling: " + err.Error()})
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runningScaler{actor: actor, cancel: cancel, done: make(chan struct{})}
@@ -105,6 +108,28 @@ func (c *Controller) startScaler(a phoenix.Allocation) error {
 	c.event(phoenix.Event{Kind: phoenix.EventScaled, Component: a.Component,
 		Message: fmt.Sprintf("scaling %s's pool to its demand (%s policy, %d-%d replicas of %.0f requests/s each)", a.Component, sc.Policy, sc.MinReplicas, sc.MaxReplicas, sc.CapacityRPS)})
 	return nil
+}
+
+// releaseScaled releases the replicas recorded for an allocation that no
+// scaler runs for, and forgets those released.
+func (c *Controller) releaseScaled(allocation string) error {
+	ids, err := c.store.Scaled(allocation)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var left []string
+	var errs []error
+	for _, id := range ids {
+		if err := c.deps.Provider.Release(ctx, id); err != nil && !errors.Is(err, provider.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("release scaled replica %s: %w", id, err))
+			left = append(left, id)
+			continue
+		}
+		c.log.Info("scaled replica of an earlier run released", "allocation", allocation, "instance", id)
+	}
+	return errors.Join(append(errs, c.store.PutScaled(allocation, left))...)
 }
 
 // stopScaler stops a component's scaling and drains and releases the
