@@ -521,11 +521,11 @@ func (r *round) patchOnce(pt Patcher, f *os.File, a action, srcSize int64, start
 	}
 	if d.moved || d.at != d.base.Size {
 		r.stats.Patched++
+		r.stats.Pending += srcSize
 	} else {
-		r.stats.Unchanged++ // a racy file found the same
+		r.stats.Unchanged++ // a racy file found the same: nothing differed
 	}
 	r.stats.Reused += d.reused
-	r.stats.Pending += srcSize
 	r.sent[a.path] = c.state
 	r.cache.learn(a.path, d.manifest())
 	return nil
