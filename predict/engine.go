@@ -33,6 +33,10 @@ type series struct {
 	f     Forecaster
 	last  time.Time
 	value float64
+	// prev is the value before the newest, if hasPrev: a limit reached by
+	// two samples in a row is a failure under way, by one a spike.
+	prev    float64
+	hasPrev bool
 }
 
 // NewEngine returns an Engine; cfg's zero (and invalid) fields take their
@@ -84,6 +88,9 @@ func (e *Engine) Observe(c phoenix.ComponentID, at time.Time, values map[phoenix
 			continue
 		}
 		s.f.Observe(at, v)
+		if !s.last.IsZero() {
+			s.prev, s.hasPrev = s.value, true
+		}
 		s.last, s.value = at, v
 	}
 	if len(comp.limits) > 0 {

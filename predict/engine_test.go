@@ -402,3 +402,40 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestOneSampleOverTheLimit: a latency that spikes past its limit for one
+// sample (a busy host for a moment) is forecast like any other value, not
+// taken for a certain failure, which would switch traffic pre-emptively;
+// a second sample over the limit is.
+func TestOneSampleOverTheLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		tail    []float64 // the newest samples, after 30 s at 0.2 s
+		certain bool
+	}{
+		{"one spike", []float64{2.5}, false},
+		{"a spike, then back", []float64{2.5, 0.2}, false},
+		{"two in a row", []float64{2.5, 2.6}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := NewEngine(Config{})
+			e.SetLimits("orders", Limits{phoenix.SignalLatency: 2})
+			at := t0
+			rng := rand.New(rand.NewPCG(11, 42))
+			for i := range 30 {
+				at = t0.Add(time.Duration(i) * time.Second)
+				e.Observe("orders", at, map[phoenix.Signal]float64{phoenix.SignalLatency: 0.2 + 0.01*rng.NormFloat64()})
+			}
+			for _, v := range tc.tail {
+				at = at.Add(time.Second)
+				e.Observe("orders", at, map[phoenix.Signal]float64{phoenix.SignalLatency: v})
+			}
+			r := e.Risk("orders", at)
+			checkRisk(t, r)
+			certain := r.Lower == 1 && strings.Contains(r.Signals[0].Reason, "at or over its limit")
+			if certain != tc.certain {
+				t.Errorf("P = %.3f [%.3f, %.3f] (%s); certain %v, want %v", r.Probability, r.Lower, r.Upper, r.Signals[0].Reason, certain, tc.certain)
+			}
+		})
+	}
+}

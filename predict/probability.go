@@ -25,7 +25,11 @@ type signalEval struct {
 
 // evaluate computes P(the signal reaches limit within the horizon from now),
 // or explains why it is 0 (no data, stale data, too few points) or 1 (the
-// newest value is at or over the limit).
+// two newest values are at or over the limit). One value over the limit is
+// not yet a certainty: a latency series spikes past its limit for a scrape
+// when the host is busy for a moment, and a certain failure switches
+// traffic pre-emptively; it is forecast like any other, and the next
+// sample over the limit confirms it.
 func (e *Engine) evaluate(sig phoenix.Signal, limit float64, s *series, now time.Time) signalEval {
 	ev := signalEval{risk: phoenix.SignalRisk{Signal: sig, Limit: limit}}
 	if s == nil {
@@ -39,7 +43,7 @@ func (e *Engine) evaluate(sig phoenix.Signal, limit float64, s *series, now time
 	case base > e.cfg.Window:
 		ev.risk.Reason = stale(sig, base)
 		return ev
-	case s.value >= limit:
+	case s.value >= limit && s.hasPrev && s.prev >= limit:
 		ev.risk.Probability, ev.lower, ev.upper, ev.crosses = 1, 1, 1, true
 		ev.risk.Reason = overLimit(sig, s.value, limit)
 		return ev
