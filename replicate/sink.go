@@ -100,8 +100,9 @@ type FileMeta struct {
 // A patch is another matter: it is assembled at the destination from chunk
 // references chosen by 64-bit content keys, and the whole-file digest is
 // what turns a key collision into ErrVerify rather than a wrong replica.
-// Errors there are structured, not random, so patches keep the BLAKE3
-// Digest, which content addressing needs anyway.
+// Errors there are structured, not random (and the keys, XXH64, are not
+// made to resist a chosen collision), so patches keep the BLAKE3 Digest:
+// it alone decides whether a patch is right.
 type Checksum struct {
 	Size int64
 	CRC  uint32
