@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -124,8 +125,11 @@ func TestUnplaceableClosureIsRolledBack(t *testing.T) {
 	spot.mu.Unlock()
 	t.Logf("provision calls: %v; releases: %v", tried, released)
 
-	if n := strings.Count(out, "] planned "); n != 1 {
-		t.Errorf("%d allocations planned, want 1: a failed pre-warm must not be retried at once on risk alone", n)
+	// Orders' pre-warm fails; it must not be planned again. (The gateway,
+	// whose latency carries orders', may be predicted too, and its own
+	// allocation fails alike: it is another component's.)
+	if n := len(regexp.MustCompile(`\] planned +orders-`).FindAllString(out, -1)); n != 1 {
+		t.Errorf("%d allocations planned for orders, want 1: a failed pre-warm must not be retried at once on risk alone", n)
 	}
 	if !strings.Contains(out, "orders-1 failed and was rolled back (released orders-1.inventory;") {
 		t.Error("the event log does not say that the allocation was rolled back and what was released")
