@@ -273,15 +273,7 @@ func TestIncrementalRacyFile(t *testing.T) {
 	ctx := context.Background()
 	src, dst := t.TempDir(), t.TempDir()
 	path := filepath.Join(src, "live.db")
-	writeFile(t, path, pattern(1, 2<<20))
-	ageTree(t, src)
-	m, err := NewMethod(MethodConfig{Kind: MethodIncremental, Src: Endpoint{Dir: src}, Dst: Endpoint{Dir: dst}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Full(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := copiedIncremental(t, src, dst, path, pattern(1, 2<<20))
 	replica := filepath.Join(dst, "live.db")
 	ino := inode(t, replica)
 	for round, seed := range []byte{10, 20} {
@@ -305,14 +297,7 @@ func TestIncrementalRacyFile(t *testing.T) {
 			t.Errorf("round %d: replica mtime %v, want the racy marker", round, info.ModTime())
 		}
 	}
-	old := time.Now().Add(-time.Minute)
-	if err := os.Chtimes(path, old, old); err != nil {
-		t.Fatal(err)
-	}
-	st, err := m.Incremental(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, old := settledRound(t, m, path)
 	if st.Unchanged != 1 || st.Patched != 0 {
 		t.Errorf("settled file: %+v, want it counted unchanged", st)
 	}
@@ -334,29 +319,14 @@ func TestIncrementalRepeatedChunks(t *testing.T) {
 	ctx := context.Background()
 	src, dst := t.TempDir(), t.TempDir()
 	path := filepath.Join(src, "prealloc.db")
-	writeFile(t, path, append(pattern(3, 256<<10), make([]byte, 8<<20)...))
-	ageTree(t, src)
-	m, err := NewMethod(MethodConfig{Kind: MethodIncremental, Src: Endpoint{Dir: src}, Dst: Endpoint{Dir: dst}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Full(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := copiedIncremental(t, src, dst, path, append(pattern(3, 256<<10), make([]byte, 8<<20)...))
 	scatter(t, path, 2, 40) // just now: the replica gets the racy marker
 	if _, err := m.Incremental(ctx); err != nil {
 		t.Fatal(err)
 	}
 	replica := filepath.Join(dst, "prealloc.db")
 	ino := inode(t, replica)
-	old := time.Now().Add(-time.Minute)
-	if err := os.Chtimes(path, old, old); err != nil {
-		t.Fatal(err)
-	}
-	st, err := m.Incremental(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _ := settledRound(t, m, path)
 	if st.Unchanged != 1 || st.Patched != 0 {
 		t.Errorf("%+v, want the file counted unchanged", st)
 	}
@@ -364,4 +334,36 @@ func TestIncrementalRepeatedChunks(t *testing.T) {
 		t.Error("the unchanged file was rewritten")
 	}
 	mustEqualFiles(t, path, replica)
+}
+
+// copiedIncremental writes data to path under src, ages the tree, and
+// returns an incremental method from src to dst after its full copy.
+func copiedIncremental(t *testing.T, src, dst, path string, data []byte) Method {
+	t.Helper()
+	writeFile(t, path, data)
+	ageTree(t, src)
+	m, err := NewMethod(MethodConfig{Kind: MethodIncremental, Src: Endpoint{Dir: src}, Dst: Endpoint{Dir: dst}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Full(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// settledRound ages path by a minute, as a file that stopped changing,
+// and runs an incremental round; it returns the round's stats and the
+// mtime given.
+func settledRound(t *testing.T, m Method, path string) (Stats, time.Time) {
+	t.Helper()
+	old := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.Incremental(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, old
 }
