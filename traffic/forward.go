@@ -66,6 +66,9 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 type attempts struct {
 	ctx          context.Context // the client's: dispatch gives up when it ends
 	method, path string          // for reasons and logs
+	// target is the path's bytes, when path is empty: the fast path's
+	// request target, made a string only if a reason or log needs it.
+	target []byte
 	replayable   bool            // buffered and idempotent: may be sent again after any failure
 	untouched    func() bool     // no byte of the body has been consumed by an attempt
 	// watch, if set, is called when the request is about to be held: it
@@ -73,6 +76,14 @@ type attempts struct {
 	// a function to call when the hold is over. Without it, ctx must end
 	// when the client leaves (net/http's request context does).
 	watch func(context.Context) (context.Context, func())
+}
+
+// where is the request's path or target, for reasons and logs.
+func (a *attempts) where() string {
+	if a.path == "" {
+		return string(a.target)
+	}
+	return a.path
 }
 
 // dispatch sends a request, by calls to try, until a backend answers: it
@@ -111,7 +122,7 @@ func (p *Proxy) dispatch(a attempts, try func(t *target, link bool) error) error
 		switch {
 		case !abandoned && !a.replayable && !(beforeWrite(err) && a.untouched()):
 			return p.failure(http.StatusBadGateway, t, err,
-				"%s: %v (not retried: %s %s may have been applied and is not idempotent)", t.backend.Name, err, a.method, a.path)
+				"%s: %v (not retried: %s %s may have been applied and is not idempotent)", t.backend.Name, err, a.method, a.where())
 		case late:
 			return p.failure(http.StatusBadGateway, t, err,
 				"%s: %v (after holding %s for recovery or a switch)", t.backend.Name, err, p.cfg.HoldTimeout)
@@ -121,7 +132,7 @@ func (p *Proxy) dispatch(a attempts, try func(t *target, link bool) error) error
 		}
 		p.stats.retries.Add(1)
 		p.metrics.retries.Inc()
-		p.log.Debug("retrying request", "method", a.method, "path", a.path, "backend", t.backend.Name, "attempt", attempt, "err", err)
+		p.log.Debug("retrying request", "method", a.method, "path", a.where(), "backend", t.backend.Name, "attempt", attempt, "err", err)
 	}
 }
 

@@ -151,13 +151,19 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // h1Conn is a client connection on the fast path.
 type h1Conn struct {
-	s        *h1Server
-	p        *Proxy
-	conn     net.Conn
-	br       *bufio.Reader
-	bw       *bufio.Writer
-	idle     atomic.Bool // waiting for a request: shutdown may close it
-	clientIP string
+	s    *h1Server
+	p    *Proxy
+	conn net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	idle atomic.Bool // waiting for a request: shutdown may close it
+	// idleRenew is when the wait for the next request next moves the read
+	// deadline to idleTimeout ahead: not at every request (a timer update
+	// each), but once an eighth of it has passed, so an idle client is
+	// closed after seven eighths of idleTimeout at the least. Zero when
+	// the deadline was set to something else since.
+	idleRenew time.Time
+	clientIP  string
 
 	head []byte // the request head, copied out of br
 	req  h1Request
@@ -167,6 +173,10 @@ type h1Conn struct {
 	replayable bool
 	gone       bool   // the client closed its connection while the request was held
 	out        []byte // the head sent to the backend
+
+	// watch and try are watchClient and attempt, as values made once.
+	watch func(context.Context) (context.Context, func())
+	try   func(*target, bool) error
 
 	// cur is the backend connection of the exchange in progress, for close
 	// (and a switch's abandonment) to cut.
@@ -183,12 +193,18 @@ func newH1Conn(s *h1Server, c net.Conn) *h1Conn {
 	if host, _, err := net.SplitHostPort(ip); err == nil {
 		ip = host
 	}
-	return &h1Conn{
+	hc := &h1Conn{
 		s: s, p: s.p, conn: c, clientIP: ip,
 		br: bufio.NewReaderSize(c, h1ReadBuffer),
 		bw: bufio.NewWriterSize(newProgressWriter(c, s.p.cfg.ClientTimeout), h1WriteBuffer),
 	}
+	hc.watch, hc.try = hc.watchClient, hc.attempt
+	return hc
 }
+
+// bodyBuffered is the fast path's attempts.untouched: its request bodies
+// are read whole before the first attempt.
+func bodyBuffered() bool { return true }
 
 // progressWriter writes to a client connection with a deadline renewed as
 // the client takes bytes: it may take its response as slowly as it likes,
@@ -259,7 +275,10 @@ func (c *h1Conn) serve() {
 		if c.s.closing.Load() {
 			return
 		}
-		_ = c.conn.SetReadDeadline(time.Now().Add(idleTimeout))
+		if now := time.Now(); !now.Before(c.idleRenew) {
+			_ = c.conn.SetReadDeadline(now.Add(idleTimeout))
+			c.idleRenew = now.Add(idleTimeout / 8)
+		}
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
@@ -284,6 +303,7 @@ func (c *h1Conn) readRequest() error {
 	head, err := peekHead(c.br, func() {
 		if !timed {
 			_ = c.conn.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+			c.idleRenew = time.Time{}
 			timed = true
 		}
 	})
@@ -367,11 +387,11 @@ func (c *h1Conn) exchange() bool {
 	err := p.dispatch(attempts{
 		ctx:        c.s.ctx,
 		method:     method,
-		path:       string(c.req.target),
+		target:     c.req.target,
 		replayable: c.replayable,
-		untouched:  func() bool { return true }, // the body is buffered
-		watch:      c.watchClient,
-	}, c.attempt)
+		untouched:  bodyBuffered,
+		watch:      c.watch,
+	}, c.try)
 	if err != nil {
 		if c.s.ctx.Err() != nil || c.gone {
 			p.countCanceled(err)
@@ -476,7 +496,7 @@ func (c *h1Conn) watchClient(parent context.Context) (context.Context, func()) {
 	return ctx, func() {
 		_ = c.conn.SetReadDeadline(aLongTimeAgo)
 		<-done
-		_ = c.conn.SetReadDeadline(time.Now().Add(idleTimeout))
+		c.idleRenew = time.Time{} // the next wait sets idleTimeout again
 		cancel()
 	}
 }
@@ -587,7 +607,7 @@ func (c *h1Conn) answerError(err error, method string) bool {
 // HTTP/1.1, whatever the backend spoke.
 func writeStatusLine(w *bufio.Writer, status int, reason []byte) {
 	w.WriteString("HTTP/1.1 ")
-	w.WriteString(strconv.Itoa(status))
+	w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(status), 10))
 	w.WriteByte(' ')
 	w.Write(reason)
 	w.WriteString("\r\n")

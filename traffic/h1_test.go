@@ -223,6 +223,57 @@ func TestBackendClosesIdleConnections(t *testing.T) {
 	}
 }
 
+// TestBackendResetsAfterAnswering: a backend that resets each connection
+// right after its answer (SO_LINGER 0) fails the next request's write on the
+// reused connection, or ends its wait for the answer; either way a GET is
+// sent again on a new connection and nothing fails.
+func TestBackendResetsAfterAnswering(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var opened atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			opened.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+				c.(*net.TCPConn).SetLinger(0) // close sends a reset
+			}()
+		}
+	}()
+	p := startProxy(t, Config{}, Backend{Name: "resetter", URL: &url.URL{Scheme: "http", Host: ln.Addr().String()}})
+	const n = 20
+	for i := range n {
+		resp, err := http.Get("http://" + p.Addr().String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := readAll(t, resp); resp.StatusCode != http.StatusOK || body != "ok" {
+			t.Fatalf("request %d: %s %q", i+1, resp.Status, body)
+		}
+		if i%2 == 1 {
+			time.Sleep(5 * time.Millisecond) // the reset arrives before the next write
+		}
+	}
+	if st := p.Status(); st.Failed != 0 {
+		t.Errorf("%d requests failed, want 0", st.Failed)
+	}
+	if got := opened.Load(); got < n {
+		t.Errorf("backend saw %d connections, want one per request (%d) at the least: the test proved nothing", got, n)
+	}
+}
+
 // TestBackendResponseShapes: a backend speaking HTTP/1.0, or ending its
 // body by closing, is relayed whole; one answering garbage gets the client a
 // 502 that says so.

@@ -70,7 +70,14 @@ func overheadCmd(ctx context.Context, args []string) error {
 	}
 	runs := map[string][]measure{}
 	for round := 1; round <= o.rounds; round++ {
-		for _, t := range targets {
+		// Every other round runs the targets in the reverse order, so that
+		// neither proxy is always measured right after the other: on a
+		// shared machine a run's position in the round moves its result.
+		order := slices.Clone(targets)
+		if round%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, t := range order {
 			m, err := measureTarget(ctx, t.addr, o)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
