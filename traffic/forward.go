@@ -68,9 +68,9 @@ type attempts struct {
 	method, path string          // for reasons and logs
 	// target is the path's bytes, when path is empty: the fast path's
 	// request target, made a string only if a reason or log needs it.
-	target []byte
-	replayable   bool            // buffered and idempotent: may be sent again after any failure
-	untouched    func() bool     // no byte of the body has been consumed by an attempt
+	target     []byte
+	replayable bool        // buffered and idempotent: may be sent again after any failure
+	untouched  func() bool // no byte of the body has been consumed by an attempt
 	// watch, if set, is called when the request is about to be held: it
 	// returns a context that also ends if the client leaves meanwhile, and
 	// a function to call when the hold is over. Without it, ctx must end
