@@ -1,0 +1,256 @@
+// Command bound splits the distance between the predictive policy and the
+// issue's target into what forecasting the demand's level could win and
+// what it could not. Beside the HPA (the baseline) and Phoenix's predictive
+// policy, it replays two simple policies that provision a fixed margin over
+// a level:
+//
+//   - oracle(w): the level is the mean of the w samples centred on each
+//     interval the decision serves, the future half included: a perfect
+//     forecast of the level, short of the noise about it. A ratio it cannot
+//     bring under 0.5 says the series leaves too little to forecast for any
+//     policy that provisions a margin over a level.
+//   - trailing(w): the mean of the last w samples measured, which any
+//     policy knows (with -floor, never below the replicas the last sample
+//     needs, as the predictive policy never is).
+//
+// Each margin is chosen in hindsight, by bisection over whole replays, as
+// the largest whose replica-hours are no more than the HPA's: one constant
+// fitted to the series, which no online policy is given, so trailing(w) is
+// not a policy Phoenix could ship as is but a measure of what a level and a
+// margin are worth on the series.
+//
+// Run from the repository root, one line per series:
+//
+//	go run ./bench/scale/bound [-target 0.8] [-windows 7,25] [-floor] TRACE...
+//
+// Every replay goes through scale.Replay with the capacity model "phoenix
+// eval scale" derives from the trace's first day.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/phoenixsre/phoenix/scale"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bound:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bound", flag.ContinueOnError)
+	target := fs.Float64("target", scale.DefaultTarget, "the HPA's target utilisation, as in phoenix eval scale --target")
+	windows := fs.String("windows", "7,25", "comma-separated lengths, in samples, of the centred (oracle) and trailing means taken as the level")
+	floor := fs.Bool("floor", false, "keep the trailing policy at or above the replicas the last measured demand needs, as the predictive policy is")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ws, err := parseWindows(*windows)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("name one or more NAB-format traces (timestamp,value)")
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "series\thpa under\tpredictive/hpa")
+	for _, w := range ws {
+		fmt.Fprintf(tw, "\toracle(%d)/hpa\ttrailing(%d)/hpa", w, w)
+	}
+	fmt.Fprintln(tw, "\t(under-provisioned time, at replica-hours <= the HPA's)")
+	for _, path := range fs.Args() {
+		row, err := bound(ctx, path, *target, ws, *floor)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		fmt.Fprintln(tw, row)
+		fmt.Fprintf(os.Stderr, "%s done\n", path)
+	}
+	return tw.Flush()
+}
+
+func parseWindows(s string) ([]int, error) {
+	var ws []int
+	for f := range strings.SplitSeq(s, ",") {
+		w, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || w < 1 || w%2 == 0 {
+			return nil, fmt.Errorf("windows: %q is not an odd number of samples, 1 or more", f)
+		}
+		ws = append(ws, w)
+	}
+	return ws, nil
+}
+
+// bound replays the HPA, the predictive policy and the oracle at each
+// window on one trace, and formats their under-provisioned time as ratios
+// to the HPA's.
+func bound(ctx context.Context, path string, target float64, windows []int, floor bool) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	trace, err := scale.ParseTrace(f)
+	f.Close()
+	if err != nil {
+		return "", err
+	}
+	model, err := scale.DeriveModel(trace)
+	if err != nil {
+		return "", err
+	}
+	cfg := scale.EvalConfig{Model: model, Target: target}
+	rc := scale.ReplayConfigFor(model)
+	replay := func(name string) (scale.Result, error) {
+		p, err := scale.EvalPolicy(name, cfg)
+		if err != nil {
+			return scale.Result{}, err
+		}
+		return scale.Replay(ctx, trace, rc, p)
+	}
+	hpa, err := replay(scale.PolicyHPA)
+	if err != nil {
+		return "", err
+	}
+	pred, err := replay(scale.PolicyPredictive)
+	if err != nil {
+		return "", err
+	}
+	ratio := func(r scale.Result) string {
+		if hpa.UnderprovisionedFraction == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", r.UnderprovisionedFraction/hpa.UnderprovisionedFraction)
+	}
+	row := fmt.Sprintf("%s\t%.4f\t%s", strings.TrimSuffix(filepath.Base(path), ".csv"), hpa.UnderprovisionedFraction, ratio(pred))
+	for _, w := range windows {
+		for _, trailing := range []bool{false, true} {
+			o := &oracle{trace: trace, level: centredMeans(trace, w), trailing: trailing, floor: floor, capacity: rc.PerReplica, startup: rc.Startup}
+			if trailing {
+				o.level = trailingMeans(trace, w)
+			}
+			best, err := bestMargin(ctx, trace, rc, o, hpa.ReplicaHours)
+			if err != nil {
+				return "", err
+			}
+			row += "\t" + ratio(best)
+		}
+	}
+	return row, nil
+}
+
+// bestMargin bisects for the largest margin whose oracle replay uses no
+// more replica-hours than budget, and returns that replay.
+func bestMargin(ctx context.Context, trace []scale.Sample, rc scale.ReplayConfig, o *oracle, budget float64) (scale.Result, error) {
+	lo, hi := 0.0, 4.0
+	var best scale.Result
+	found := false
+	for range 24 {
+		m := (lo + hi) / 2
+		o.margin = m
+		r, err := scale.Replay(ctx, trace, rc, o)
+		if err != nil {
+			return scale.Result{}, err
+		}
+		if r.ReplicaHours <= budget {
+			lo, best, found = m, r, true
+		} else {
+			hi = m
+		}
+	}
+	if !found {
+		return scale.Result{}, errors.New("no margin keeps the oracle within the HPA's replica-hours")
+	}
+	return best, nil
+}
+
+// centredMeans is, for each sample, the mean of the window samples centred
+// on it (fewer at the ends).
+func centredMeans(trace []scale.Sample, window int) []float64 {
+	half := window / 2
+	out := make([]float64, len(trace))
+	for i := range trace {
+		lo, hi := max(0, i-half), min(len(trace), i+half+1)
+		var sum float64
+		for _, s := range trace[lo:hi] {
+			sum += s.Value
+		}
+		out[i] = sum / float64(hi-lo)
+	}
+	return out
+}
+
+// trailingMeans is, for each sample, the mean of the window samples that
+// end with it: the level a policy that is not told the future knows once
+// that sample is measured.
+func trailingMeans(trace []scale.Sample, window int) []float64 {
+	out := make([]float64, len(trace))
+	var sum float64
+	for i, s := range trace {
+		sum += s.Value
+		if i >= window {
+			sum -= trace[i-window].Value
+		}
+		out[i] = sum / float64(min(i+1, window))
+	}
+	return out
+}
+
+// oracle provisions margin × the level of the demand over the intervals its
+// decision affects: from the next sample (what it removes now is gone
+// then) to the one a replica ordered now first serves.
+type oracle struct {
+	trace []scale.Sample
+	// level is the level of each sample's demand; when trailing, the level
+	// known once it is measured, and the oracle takes the last measured
+	// one's for every interval ahead.
+	level    []float64
+	trailing bool
+	// floor keeps a trailing oracle at or above the replicas the last
+	// measured demand needs, the reactive floor of the predictive policy.
+	floor    bool
+	margin   float64
+	capacity float64
+	startup  time.Duration
+}
+
+func (o *oracle) Decide(s scale.Snapshot) scale.Decision {
+	// The samples from the next one to the first that a replica ordered
+	// now serves: the count decided now is in force over them.
+	i, _ := slices.BinarySearchFunc(o.trace, s.Now, func(x scale.Sample, t time.Time) int { return x.At.Compare(t) })
+	if i < len(o.trace) && o.trace[i].At.Equal(s.Now) {
+		i++
+	}
+	if o.trailing {
+		n := max(1, int(math.Ceil(o.level[max(i-1, 0)]*o.margin/o.capacity-1e-9)))
+		if o.floor {
+			n = max(n, int(math.Ceil(o.trace[max(i-1, 0)].Value/o.capacity-1e-9)))
+		}
+		return scale.Decision{Replicas: n, Proposal: n, Reason: "Trailing"}
+	}
+	peak := 0.0
+	for j := i; j < len(o.trace); j++ {
+		peak = math.Max(peak, o.level[j])
+		if o.trace[j].At.After(s.Now.Add(o.startup)) {
+			break // the first sample a replica ordered now serves
+		}
+	}
+	n := max(1, int(math.Ceil(peak*o.margin/o.capacity-1e-9)))
+	return scale.Decision{Replicas: n, Proposal: n, Reason: "Oracle"}
+}
