@@ -223,11 +223,31 @@ func TestBackendClosesIdleConnections(t *testing.T) {
 	}
 }
 
-// TestBackendResetsAfterAnswering: a backend that resets each connection
-// right after its answer (SO_LINGER 0) fails the next request's write on the
-// reused connection, or ends its wait for the answer; either way a GET is
-// sent again on a new connection and nothing fails.
-func TestBackendResetsAfterAnswering(t *testing.T) {
+// TestBackendClosesAfterAnswering: a backend that ends each connection right
+// after its answer, without saying so in the answer, either by a reset
+// (SO_LINGER 0: the next request's write on the reused connection fails) or
+// by closing its side only and reading on (the next request is taken and
+// never answered, but the end of file was there to read first): either way
+// a GET is sent again on a new connection, and nothing fails or hangs.
+// (Waiting for the answer's readiness without reading first, through
+// RawConn.Read, hung on the half-closed connection: the reset of the
+// poller's readiness lost the end of file.)
+func TestBackendClosesAfterAnswering(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(c *net.TCPConn, br *bufio.Reader)
+	}{
+		{"reset", func(c *net.TCPConn, _ *bufio.Reader) { c.SetLinger(0) }},
+		{"half-close", func(c *net.TCPConn, br *bufio.Reader) {
+			c.CloseWrite()
+			io.Copy(io.Discard, br)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testBackendClosesAfterAnswering(t, tc.end) })
+	}
+}
+
+func testBackendClosesAfterAnswering(t *testing.T, end func(c *net.TCPConn, br *bufio.Reader)) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -248,14 +268,15 @@ func TestBackendResetsAfterAnswering(t *testing.T) {
 					return
 				}
 				c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-				c.(*net.TCPConn).SetLinger(0) // close sends a reset
+				end(c.(*net.TCPConn), br)
 			}()
 		}
 	}()
-	p := startProxy(t, Config{}, Backend{Name: "resetter", URL: &url.URL{Scheme: "http", Host: ln.Addr().String()}})
+	p := startProxy(t, Config{}, Backend{Name: "closer", URL: &url.URL{Scheme: "http", Host: ln.Addr().String()}})
+	client := &http.Client{Timeout: 5 * time.Second}
 	const n = 20
 	for i := range n {
-		resp, err := http.Get("http://" + p.Addr().String() + "/")
+		resp, err := client.Get("http://" + p.Addr().String() + "/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,7 +284,7 @@ func TestBackendResetsAfterAnswering(t *testing.T) {
 			t.Fatalf("request %d: %s %q", i+1, resp.Status, body)
 		}
 		if i%2 == 1 {
-			time.Sleep(5 * time.Millisecond) // the reset arrives before the next write
+			time.Sleep(5 * time.Millisecond) // the end arrives before the next request
 		}
 	}
 	if st := p.Status(); st.Failed != 0 {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -195,7 +194,7 @@ func (p *h1Pool) open(ctx context.Context) (*h1Backend, error) {
 		<-p.slots
 		return nil, err
 	}
-	return newH1Backend(c, p), nil
+	return &h1Backend{conn: c, br: bufio.NewReaderSize(c, h1RespBuffer), pool: p}, nil
 }
 
 // close closes the idle connections and those returned from now on.
@@ -224,26 +223,9 @@ type h1Backend struct {
 	bufs     [2][]byte
 	head     []byte // the current response head, copied out of br
 	closed   bool
-
-	// raw, for a plain TCP connection, sends a request and waits for its
-	// answer without a read that finds nothing (see send); sendStep is
-	// its callback, made once, and out and sendErr its state.
-	raw      syscall.RawConn
-	sendStep func(uintptr) bool
-	out      net.Buffers
-	sent     bool
-	sendErr  error
-}
-
-func newH1Backend(c net.Conn, p *h1Pool) *h1Backend {
-	b := &h1Backend{conn: c, br: bufio.NewReaderSize(c, h1RespBuffer), pool: p}
-	if tc, ok := c.(*net.TCPConn); ok {
-		if raw, err := tc.SyscallConn(); err == nil {
-			b.raw = raw
-			b.sendStep = b.step
-		}
-	}
-	return b
+	// out is the request being written: a field, so that writing it
+	// allocates nothing.
+	out net.Buffers
 }
 
 // roundTrip sends a request (its head and body) and reads the response head
@@ -255,7 +237,9 @@ func (b *h1Backend) roundTrip(head, body, method []byte, resp *h1Response) error
 	if len(body) > 0 {
 		b.out = append(b.out, body)
 	}
-	if err := b.send(); err != nil {
+	n, err := b.out.WriteTo(b.conn)
+	b.wrote = n
+	if err != nil {
 		return err
 	}
 	for {
@@ -279,45 +263,6 @@ func (b *h1Backend) roundTrip(head, body, method []byte, resp *h1Response) error
 			return nil
 		}
 	}
-}
-
-// send writes b.out and, on a plain TCP connection, returns once the
-// backend's answer can be read.
-//
-// Go's poller reads first and waits for readiness only when that read finds
-// nothing, and a backend has never answered yet when the request has just
-// been written: that read is a system call wasted per request (a tenth of
-// the proxy's CPU under load, measured with perf). So the request is written
-// from inside a RawConn.Read callback, which resets the poller's read
-// readiness before it calls back, and the callback asks to wait: nothing the
-// backend sends in answer can come before the reset and be lost to it. The
-// wait ends as the socket becomes readable, or fails when cut moves the
-// deadline; the reads that follow find the answer.
-func (b *h1Backend) send() error {
-	if b.raw == nil || b.br.Buffered() > 0 {
-		n, err := b.out.WriteTo(b.conn)
-		b.wrote = n
-		return err
-	}
-	b.sent, b.sendErr = false, nil
-	err := b.raw.Read(b.sendStep)
-	if b.sendErr != nil {
-		return b.sendErr
-	}
-	return err
-}
-
-// step is send's callback: the first call writes the request and asks to
-// wait for the answer, unless the write failed; the next, made once the
-// socket is readable, ends the wait.
-func (b *h1Backend) step(uintptr) bool {
-	if b.sent {
-		return true
-	}
-	b.sent = true
-	n, err := b.out.WriteTo(b.conn)
-	b.wrote, b.sendErr = n, err
-	return err != nil
 }
 
 // stale reports whether err shows the connection had been closed by the
