@@ -17,7 +17,10 @@
 // the largest whose replica-hours are no more than the HPA's: one constant
 // fitted to the series, which no online policy is given, so trailing(w) is
 // not a policy Phoenix could ship as is but a measure of what a level and a
-// margin are worth on the series.
+// margin are worth on the series. online(w) is trailing(w) with the margin
+// set as it goes instead, by a plain integral controller against a shadow
+// HPA (the predictive policy's budget, without its quantiles): the
+// distance between the two is what hindsight is worth.
 //
 // Run from the repository root, one line per series:
 //
@@ -72,7 +75,7 @@ func run(ctx context.Context, args []string) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "series\thpa under\tpredictive/hpa")
 	for _, w := range ws {
-		fmt.Fprintf(tw, "\toracle(%d)/hpa\ttrailing(%d)/hpa", w, w)
+		fmt.Fprintf(tw, "\toracle(%d)/hpa\ttrailing(%d)/hpa\tonline(%d)/hpa (hours)", w, w, w)
 	}
 	fmt.Fprintln(tw, "\t(under-provisioned time, at replica-hours <= the HPA's)")
 	for _, path := range fs.Args() {
@@ -151,6 +154,16 @@ func bound(ctx context.Context, path string, target float64, windows []int, floo
 			}
 			row += "\t" + ratio(best)
 		}
+		shadow, err := scale.EvalPolicy(scale.PolicyHPA, cfg)
+		if err != nil {
+			return "", err
+		}
+		on, err := scale.Replay(ctx, trace, rc, &online{trace: trace, level: trailingMeans(trace, w), floor: floor,
+			capacity: rc.PerReplica, interval: rc.Interval, shadow: shadow, logMargin: math.Log(1 / target)})
+		if err != nil {
+			return "", err
+		}
+		row += fmt.Sprintf("\t%s (%.3f)", ratio(on), on.ReplicaHours/hpa.ReplicaHours)
 	}
 	return row, nil
 }
@@ -253,4 +266,55 @@ func (o *oracle) Decide(s scale.Snapshot) scale.Decision {
 	}
 	n := max(1, int(math.Ceil(peak*o.margin/o.capacity-1e-9)))
 	return scale.Decision{Replicas: n, Proposal: n, Reason: "Oracle"}
+}
+
+// online is trailing(w) with its margin set as it goes, not in hindsight:
+// an integral controller moves the margin's logarithm down while the
+// policy runs more replicas than a shadow HPA fed the same demand, and up
+// while it runs fewer.
+type online struct {
+	trace     []scale.Sample
+	level     []float64 // trailing means
+	floor     bool
+	capacity  float64
+	interval  time.Duration
+	shadow    scale.Policy
+	shadowN   int
+	logMargin float64
+	mean      float64 // running mean of the shadow's count
+	n         int     // the count decided last
+	last      time.Time
+}
+
+// onlineGain is the controller's gain per interval, for a difference of
+// one mean shadow count.
+const onlineGain = 0.1
+
+func (o *online) Decide(s scale.Snapshot) scale.Decision {
+	if o.last.IsZero() {
+		o.shadowN, o.n, o.mean = s.Replicas, s.Replicas, float64(s.Replicas)
+	} else {
+		// At most one interval: across a gap in the trace nothing was
+		// measured or decided, and the replay counts no replica-hours.
+		dt := min(s.Now.Sub(o.last).Seconds()/o.interval.Seconds(), 1)
+		o.logMargin -= onlineGain * dt * float64(o.n-o.shadowN) / max(o.mean, 1)
+		o.mean += min(dt/288, 1) * (float64(o.shadowN) - o.mean)
+	}
+	o.last = s.Now
+	pods := make([]scale.Pod, o.shadowN)
+	for i := range pods {
+		pods[i] = scale.Pod{Name: strconv.Itoa(i), Phase: scale.PodRunning, Ready: true}
+	}
+	o.shadowN = o.shadow.Decide(scale.Snapshot{Now: s.Now, Replicas: o.shadowN, StatusReplicas: o.shadowN, Pods: pods, External: s.External}).Replicas
+	i, _ := slices.BinarySearchFunc(o.trace, s.Now, func(x scale.Sample, t time.Time) int { return x.At.Compare(t) })
+	if i < len(o.trace) && o.trace[i].At.Equal(s.Now) {
+		i++
+	}
+	last := max(i-1, 0)
+	n := max(1, int(math.Ceil(o.level[last]*math.Exp(o.logMargin)/o.capacity-1e-9)))
+	if o.floor {
+		n = max(n, int(math.Ceil(o.trace[last].Value/o.capacity-1e-9)))
+	}
+	o.n = n
+	return scale.Decision{Replicas: n, Proposal: n, Reason: "Online"}
 }

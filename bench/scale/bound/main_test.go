@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -77,5 +79,36 @@ func TestOracleDecides(t *testing.T) {
 	tr.margin = 0
 	if got := tr.Decide(scale.Snapshot{Now: trace[0].At}).Replicas; got != 1 {
 		t.Errorf("margin 0: %d replicas, want the floor of 1", got)
+	}
+}
+
+// TestOnlineSpendsTheShadowsBudget: on a steady demand the online margin
+// settles where the policy runs what the shadow HPA runs.
+func TestOnlineSpendsTheShadowsBudget(t *testing.T) {
+	var trace []scale.Sample
+	for i := range 2000 {
+		trace = append(trace, scale.Sample{At: time.Unix(int64(300*i), 0), Value: 100 + float64(i%7)})
+	}
+	model, err := scale.DeriveModel(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := scale.EvalConfig{Model: model, Target: 0.8}
+	rc := scale.ReplayConfigFor(model)
+	replay := func(p scale.Policy) scale.Result {
+		r, err := scale.Replay(context.Background(), trace, rc, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	hpa, _ := scale.EvalPolicy(scale.PolicyHPA, cfg)
+	shadow, _ := scale.EvalPolicy(scale.PolicyHPA, cfg)
+	h := replay(hpa)
+	// A margin far off at the start, so that the controller has to move it.
+	o := replay(&online{trace: trace, level: trailingMeans(trace, 7), capacity: rc.PerReplica, interval: rc.Interval,
+		shadow: shadow, logMargin: math.Log(3)})
+	if r := o.ReplicaHours / h.ReplicaHours; r < 0.97 || r > 1.03 {
+		t.Errorf("online ran %.3f of the HPA's replica-hours, want about 1", r)
 	}
 }
