@@ -76,7 +76,14 @@ type attempts struct {
 	// a function to call when the hold is over. Without it, ctx must end
 	// when the client leaves (net/http's request context does).
 	watch func(context.Context) (context.Context, func())
+	// left, if set, reports that the client has gone while an attempt was
+	// at its backend, which cut it: nobody to answer, nor to retry for.
+	left func() bool
 }
+
+// errClientLeft: the client closed its connection while its request was at
+// the backend.
+var errClientLeft = fmt.Errorf("client closed the connection: %w", context.Canceled)
 
 // where is the request's path or target, for reasons and logs.
 func (a *attempts) where() string {
@@ -110,6 +117,9 @@ func (p *Proxy) dispatch(a attempts, try func(t *target, link bool) error) error
 		}
 		if a.ctx.Err() != nil {
 			return a.ctx.Err() // the client left; nobody to answer
+		}
+		if a.left != nil && a.left() {
+			return errClientLeft
 		}
 		abandoned := errors.Is(err, errAbandoned)
 		if !abandoned && !backendFault(err) {

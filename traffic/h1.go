@@ -171,12 +171,24 @@ type h1Conn struct {
 	// replayable: idempotent, so it may be sent again after any failure
 	// (the body is always buffered on this path)
 	replayable bool
-	gone       bool   // the client closed its connection while the request was held
-	out        []byte // the head sent to the backend
+	// gone: the client closed its connection while its request was held
+	// or at the backend (set by the watching goroutines)
+	gone atomic.Bool
+	out  []byte // the head sent to the backend
 
-	// watch and try are watchClient and attempt, as values made once.
+	// slow watches the client of a request at its backend for longer than
+	// h1WatchAfter (see watchSlow): a timer made once per connection,
+	// stopping tells its function to return, and watched is where the
+	// function says it has.
+	slow     *time.Timer
+	stopping atomic.Bool
+	watched  chan struct{}
+
+	// watch, try and left are watchClient, attempt and gone.Load, as
+	// values made once.
 	watch func(context.Context) (context.Context, func())
 	try   func(*target, bool) error
+	left  func() bool
 
 	// cur is the backend connection of the exchange in progress, for close
 	// (and a switch's abandonment) to cut.
@@ -198,7 +210,10 @@ func newH1Conn(s *h1Server, c net.Conn) *h1Conn {
 		br: bufio.NewReaderSize(c, h1ReadBuffer),
 		bw: bufio.NewWriterSize(newProgressWriter(c, s.p.cfg.ClientTimeout), h1WriteBuffer),
 	}
-	hc.watch, hc.try = hc.watchClient, hc.attempt
+	hc.watch, hc.try, hc.left = hc.watchClient, hc.attempt, hc.gone.Load
+	hc.watched = make(chan struct{}, 1)
+	hc.slow = time.AfterFunc(time.Hour, hc.watchSlowClient)
+	hc.slow.Stop()
 	return hc
 }
 
@@ -391,9 +406,10 @@ func (c *h1Conn) exchange() bool {
 		replayable: c.replayable,
 		untouched:  bodyBuffered,
 		watch:      c.watch,
+		left:       c.left,
 	}, c.try)
 	if err != nil {
-		if c.s.ctx.Err() != nil || c.gone {
+		if c.s.ctx.Err() != nil || c.gone.Load() {
 			p.countCanceled(err)
 			return false
 		}
@@ -437,9 +453,11 @@ func (c *h1Conn) attempt(t *target, link bool) error {
 	}
 	send := func(bc *h1Backend) error {
 		c.cur.Store(bc)
-		if link && t.abandonCtx.Err() != nil || c.s.ctx.Err() != nil {
+		if link && t.abandonCtx.Err() != nil || c.s.ctx.Err() != nil || c.gone.Load() {
 			bc.cut()
 		}
+		c.watchSlow()
+		defer c.stopSlowWatch()
 		return bc.roundTrip(c.out, c.body, c.req.method, &c.resp)
 	}
 	wait := c.p.cfg.HoldTimeout
@@ -489,7 +507,7 @@ func (c *h1Conn) watchClient(parent context.Context) (context.Context, func()) {
 	go func() {
 		defer close(done)
 		if _, err := c.br.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			c.gone = true
+			c.gone.Store(true)
 			cancel()
 		}
 	}()
@@ -498,6 +516,57 @@ func (c *h1Conn) watchClient(parent context.Context) (context.Context, func()) {
 		<-done
 		c.idleRenew = time.Time{} // the next wait sets idleTimeout again
 		cancel()
+	}
+}
+
+// h1WatchAfter is how long a request may be at its backend before its
+// client is watched, so that a client that leaves meanwhile cuts the
+// backend connection (the backend sees it close, and the pool gets its slot
+// back) instead of holding it until the answer, as ReverseProxy cancels its
+// request when net/http sees the client go. Watching costs a read on the
+// client connection that a pipelined request or the answer's end stops;
+// waiting a second first keeps it off every quick request.
+const h1WatchAfter = time.Second
+
+// watchSlow starts the timer that watches the client of the request being
+// sent, and stopSlowWatch stops it: both on the connection's goroutine,
+// around a request's time at its backend.
+func (c *h1Conn) watchSlow() {
+	c.stopping.Store(false)
+	c.slow.Reset(h1WatchAfter)
+}
+
+func (c *h1Conn) stopSlowWatch() {
+	if c.slow.Stop() {
+		return // it never fired
+	}
+	// Fired: its function has started. Tell it to stop, end a read it may
+	// be in, and wait for it to be done with the connection.
+	c.stopping.Store(true)
+	_ = c.conn.SetReadDeadline(aLongTimeAgo)
+	<-c.watched
+	c.idleRenew = time.Time{} // the next wait sets idleTimeout again
+}
+
+// watchSlowClient is the slow request timer's function: it reads from the
+// client, which nothing else does while the request is at its backend,
+// until the client closes (gone: the backend connection is cut) or sends
+// a byte, or stopSlowWatch ends the read.
+func (c *h1Conn) watchSlowClient() {
+	defer func() { c.watched <- struct{}{} }()
+	// The read deadline is cleared before stopping is looked at, and
+	// stopSlowWatch sets stopping before the deadline: either this sees
+	// stopping, or the deadline it sets comes after the clearing and ends
+	// the read.
+	_ = c.conn.SetReadDeadline(time.Time{})
+	if c.stopping.Load() {
+		return
+	}
+	if _, err := c.br.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.gone.Store(true)
+		if bc := c.cur.Load(); bc != nil {
+			bc.cut()
+		}
 	}
 }
 

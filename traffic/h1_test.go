@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -403,6 +404,74 @@ func TestHTTPSBackendGetsTLS(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the https backend got no connection")
+	}
+}
+
+// TestClientLeavesSlowRequest: a client that closes its connection while
+// its request is at a slow backend has the backend connection cut (the
+// backend sees its request canceled) within about h1WatchAfter, as
+// ReverseProxy cancels its request, instead of at the backend's answer; a
+// client that stays gets its slow answer, and its next request on the same
+// connection is served.
+func TestClientLeavesSlowRequest(t *testing.T) {
+	const slow = 6 * time.Second
+	canceled := make(chan time.Duration, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" { // the quick request, and health checks
+			io.WriteString(w, "quick")
+			return
+		}
+		began := time.Now()
+		select {
+		case <-r.Context().Done():
+			canceled <- time.Since(began)
+		case <-time.After(2 * h1WatchAfter):
+			io.WriteString(w, "slow")
+		}
+	}))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	p := startProxy(t, Config{}, Backend{Name: "slow", URL: u})
+
+	for _, method := range []string{"GET", "POST"} {
+		c, err := net.Dial("tcp", p.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "%s /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", method)
+		time.Sleep(200 * time.Millisecond)
+		c.Close()
+		select {
+		case d := <-canceled:
+			if d > h1WatchAfter+time.Second {
+				t.Errorf("%s: the backend saw its request canceled after %s, want about %s", method, d, h1WatchAfter)
+			}
+		case <-time.After(slow):
+			t.Fatalf("%s: the backend's request was not canceled when the client left", method)
+		}
+	}
+	waitFor(t, 5*time.Second, "the canceled requests counted", func() bool { return p.Status().Canceled == 2 })
+	if st := p.Status(); st.Failed != 0 {
+		t.Errorf("%d requests failed, want 0: a client that left is not a failure", st.Failed)
+	}
+
+	// A client that stays through the watch gets its answer, and its
+	// connection serves the next request.
+	c, err := net.Dial("tcp", p.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/slow", "/quick"} {
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if body := readAll(t, resp); resp.StatusCode != http.StatusOK || body != path[1:] {
+			t.Fatalf("%s: %s %q", path, resp.Status, body)
+		}
 	}
 }
 
