@@ -23,8 +23,9 @@
 // what was read of it, to net/http and httputil.ReverseProxy for the rest of
 // its life. Both share dispatch: routing, holding, retries, draining and
 // accounting are the same on either. On both, a client that closes its
-// connection while its request is held or at the backend ends the request
-// (counted canceled, not failed) and the backend connection it used: at
-// once on net/http's, within about a second on the fast path, which starts
-// watching a client once its request has been at the backend that long.
+// connection (or only its sending side) while its request is held or at the
+// backend ends the request (counted canceled, not failed) and the backend
+// connection it used: at once on net/http's, within about a second on the
+// fast path, which starts watching a client once its request has been at
+// the backend that long.
 package traffic

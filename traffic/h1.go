@@ -181,6 +181,7 @@ type h1Conn struct {
 	// stopping tells its function to return, and watched is where the
 	// function says it has.
 	slow     *time.Timer
+	watching bool // armed and not yet stopped (the connection's goroutine's)
 	stopping atomic.Bool
 	watched  chan struct{}
 
@@ -457,8 +458,16 @@ func (c *h1Conn) attempt(t *target, link bool) error {
 			bc.cut()
 		}
 		c.watchSlow()
-		defer c.stopSlowWatch()
-		return bc.roundTrip(c.out, c.body, c.req.method, &c.resp)
+		defer c.stopSlowWatch() // if roundTrip panics
+		err := bc.roundTrip(c.out, c.body, c.req.method, &c.resp)
+		c.stopSlowWatch()
+		if err == nil && c.gone.Load() {
+			// Answered as the client left: the watch may have cut the
+			// connection after its head was read, and it must not go back
+			// to the pool.
+			return errClientLeft
+		}
+		return err
 	}
 	wait := c.p.cfg.HoldTimeout
 	bc, err := t.pool.get(ctx, c.replayable, wait)
@@ -529,14 +538,19 @@ func (c *h1Conn) watchClient(parent context.Context) (context.Context, func()) {
 const h1WatchAfter = time.Second
 
 // watchSlow starts the timer that watches the client of the request being
-// sent, and stopSlowWatch stops it: both on the connection's goroutine,
-// around a request's time at its backend.
+// sent, and stopSlowWatch stops it (once; later calls do nothing): both on
+// the connection's goroutine, around a request's time at its backend.
 func (c *h1Conn) watchSlow() {
 	c.stopping.Store(false)
+	c.watching = true
 	c.slow.Reset(h1WatchAfter)
 }
 
 func (c *h1Conn) stopSlowWatch() {
+	if !c.watching {
+		return
+	}
+	c.watching = false
 	if c.slow.Stop() {
 		return // it never fired
 	}
