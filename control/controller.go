@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,6 +95,13 @@ type Controller struct {
 	comps   map[phoenix.ComponentID]*compState
 	streams map[string]*runningStream // by instance ID
 	scalers map[phoenix.ComponentID]*runningScaler
+
+	// The sweeps for stray scaled replicas: when the next is due (the
+	// loop's), whether one runs, and the allocations whose release failed
+	// and was reported (the sweep's).
+	nextStray    time.Time
+	sweeping     atomic.Bool
+	strayFailing map[string]bool
 }
 
 // compState is the loop's runtime knowledge of one component. What must
@@ -338,6 +346,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-c.wake:
 		}
 		c.step(ctx, &wg)
+		c.sweepStrayScaled(c.now(), &wg)
 	}
 }
 
@@ -595,6 +604,7 @@ func (c *Controller) stopScalers() {
 // idempotent, so repeating a step that had completed is harmless.
 func (c *Controller) resume(ctx context.Context, wg *sync.WaitGroup) {
 	c.releaseStrayScaled()
+	c.nextStray = c.now().Add(strayRetry)
 	for _, name := range c.order {
 		c.mu.Lock()
 		a, sw := c.comps[name].open, c.comps[name].switched
@@ -625,12 +635,34 @@ func (c *Controller) resume(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
+// strayRetry is how often the loop looks again for scaled replicas left
+// recorded for allocations that no longer scale: a release that failed (the
+// provider unreachable as a scaler stopped) is retried then, not only at
+// the next start.
+const strayRetry = time.Minute
+
+// sweepStrayScaled starts releaseStrayScaled in the background if a sweep
+// is due and none is running: a provider that is slow to answer must not
+// hold up the loop.
+func (c *Controller) sweepStrayScaled(now time.Time, wg *sync.WaitGroup) {
+	if now.Before(c.nextStray) || !c.sweeping.CompareAndSwap(false, true) {
+		return
+	}
+	c.nextStray = now.Add(strayRetry)
+	wg.Go(func() {
+		defer c.sweeping.Store(false)
+		c.releaseStrayScaled()
+	})
+}
+
 // releaseStrayScaled releases the scaled replicas recorded for allocations
 // whose scaling no longer runs (released or failed back, whose scaler's
 // release failed or was cut short by a kill): only a component's switched
-// allocation scales, and resume adopts its replicas.
+// allocation scales, and its scaler adopts its own. An allocation whose
+// release fails is reported once, and tried again at the next sweep. One
+// sweep at a time (at startup, then sweepStrayScaled's).
 func (c *Controller) releaseStrayScaled() {
-	allocs, err := c.store.Allocations()
+	ids, err := c.store.ScaledAllocations()
 	if err != nil {
 		c.log.Warn("stray scaled replicas not checked", "err", err)
 		return
@@ -643,14 +675,40 @@ func (c *Controller) releaseStrayScaled() {
 		}
 	}
 	c.mu.Unlock()
-	for _, a := range allocs {
-		if scaling[a.ID] {
+	for _, id := range ids {
+		if scaling[id] {
 			continue
 		}
-		if err := c.releaseScaled(a.ID); err != nil {
-			c.event(phoenix.Event{Kind: phoenix.EventError, Component: a.Component, Message: "stray scaled replicas: " + err.Error()})
+		err := c.releaseScaled(id)
+		switch {
+		case err == nil:
+			delete(c.strayFailing, id)
+		case c.strayFailing[id]:
+			c.log.Warn("stray scaled replicas still not released", "allocation", id, "err", err)
+		default:
+			if c.strayFailing == nil {
+				c.strayFailing = map[string]bool{}
+			}
+			c.strayFailing[id] = true
+			c.event(phoenix.Event{Kind: phoenix.EventError, Component: c.componentOf(id),
+				Message: fmt.Sprintf("stray scaled replicas of %s (retried every %s): %v", id, strayRetry, err)})
 		}
 	}
+}
+
+// componentOf is the component of a recorded allocation, empty if there is
+// none or it cannot be read.
+func (c *Controller) componentOf(allocation string) phoenix.ComponentID {
+	allocs, err := c.store.Allocations()
+	if err != nil {
+		return ""
+	}
+	for _, a := range allocs {
+		if a.ID == allocation {
+			return a.Component
+		}
+	}
+	return ""
 }
 
 // event appends an event to the log, and to the daemon's own log.

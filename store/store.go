@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -203,6 +204,24 @@ func (s *Store) Scaled(allocation string) ([]string, error) {
 		return nil, fmt.Errorf("read scaled replicas of %s: %w", allocation, err)
 	}
 	return ids, nil
+}
+
+// ScaledAllocations returns the allocations that have replicas recorded by
+// PutScaled, in key order.
+func (s *Store) ScaledAllocations() ([]string, error) {
+	var out []string
+	prefix := scaledKey("")
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketMeta).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			out = append(out, string(k[len(prefix):]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list scaled replicas: %w", err)
+	}
+	return out, nil
 }
 
 // NextID returns a new number from a named counter, persisted, so that IDs

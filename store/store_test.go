@@ -130,4 +130,12 @@ func TestScaledSurvivesReopen(t *testing.T) {
 			t.Errorf("Scaled(%s) = %v, %v; want %v", alloc, got, err, want)
 		}
 	}
+	// Only the allocations with replicas left are listed: not cart-3, all
+	// of whose were released, nor the counters beside them.
+	if _, err := s.NextID("allocation"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ScaledAllocations(); err != nil || strings.Join(got, ",") != "orders-1" {
+		t.Errorf("ScaledAllocations() = %v, %v; want [orders-1]", got, err)
+	}
 }
