@@ -346,7 +346,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-c.wake:
 		}
 		c.step(ctx, &wg)
-		c.sweepStrayScaled(c.now(), &wg)
+		c.sweepStrayScaled(ctx, c.now(), &wg)
 	}
 }
 
@@ -603,7 +603,7 @@ func (c *Controller) stopScalers() {
 // resume carries on what a previous run left unfinished. Every action is
 // idempotent, so repeating a step that had completed is harmless.
 func (c *Controller) resume(ctx context.Context, wg *sync.WaitGroup) {
-	c.releaseStrayScaled()
+	c.releaseStrayScaled(ctx)
 	c.nextStray = c.now().Add(strayRetry)
 	for _, name := range c.order {
 		c.mu.Lock()
@@ -644,24 +644,25 @@ const strayRetry = time.Minute
 // sweepStrayScaled starts releaseStrayScaled in the background if a sweep
 // is due and none is running: a provider that is slow to answer must not
 // hold up the loop.
-func (c *Controller) sweepStrayScaled(now time.Time, wg *sync.WaitGroup) {
-	if now.Before(c.nextStray) || !c.sweeping.CompareAndSwap(false, true) {
+func (c *Controller) sweepStrayScaled(ctx context.Context, now time.Time, wg *sync.WaitGroup) {
+	if ctx.Err() != nil || now.Before(c.nextStray) || !c.sweeping.CompareAndSwap(false, true) {
 		return
 	}
 	c.nextStray = now.Add(strayRetry)
 	wg.Go(func() {
 		defer c.sweeping.Store(false)
-		c.releaseStrayScaled()
+		c.releaseStrayScaled(ctx)
 	})
 }
 
 // releaseStrayScaled releases the scaled replicas recorded for allocations
 // whose scaling no longer runs (released or failed back, whose scaler's
-// release failed or was cut short by a kill): only a component's switched
-// allocation scales, and its scaler adopts its own. An allocation whose
-// release fails is reported once, and tried again at the next sweep. One
-// sweep at a time (at startup, then sweepStrayScaled's).
-func (c *Controller) releaseStrayScaled() {
+// release failed or was cut short by a kill): a component's switched
+// allocation scales, or will once its scaler starts and adopts its own, and
+// so does any allocation a scaler runs for. An allocation whose release
+// fails is reported once, and tried again at the next sweep. One sweep at a
+// time (at startup, then sweepStrayScaled's).
+func (c *Controller) releaseStrayScaled(ctx context.Context) {
 	ids, err := c.store.ScaledAllocations()
 	if err != nil {
 		c.log.Warn("stray scaled replicas not checked", "err", err)
@@ -674,12 +675,23 @@ func (c *Controller) releaseStrayScaled() {
 			scaling[sw.ID] = true
 		}
 	}
+	for _, r := range c.scalers {
+		scaling[r.alloc] = true
+	}
 	c.mu.Unlock()
+	for id := range c.strayFailing {
+		if !slices.Contains(ids, id) {
+			delete(c.strayFailing, id) // released some other way
+		}
+	}
 	for _, id := range ids {
 		if scaling[id] {
 			continue
 		}
-		err := c.releaseScaled(id)
+		if ctx.Err() != nil {
+			return
+		}
+		err := c.releaseScaled(ctx, id)
 		switch {
 		case err == nil:
 			delete(c.strayFailing, id)

@@ -14,6 +14,7 @@ import (
 
 // runningScaler is the Dynamic Scaling Engine working on one component.
 type runningScaler struct {
+	alloc  string // the allocation whose replicas it scales
 	actor  *scale.Actor
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -28,12 +29,12 @@ func (c *Controller) startScaler(a phoenix.Allocation) error {
 	sc := conf.Scale
 	if !sc.Enabled {
 		// Replicas a killed run left (scaling since turned off) go.
-		return c.releaseScaled(a.ID)
+		return c.releaseScaled(context.Background(), a.ID)
 	}
 	last := len(a.Members) - 1
 	cmd, err := c.fill(conf.Replica.Command, &a, last)
 	if err != nil {
-		return errors.Join(err, c.releaseScaled(a.ID))
+		return errors.Join(err, c.releaseScaled(context.Background(), a.ID))
 	}
 	env := map[string]string{}
 	for k, v := range conf.Replica.Env {
@@ -49,7 +50,7 @@ func (c *Controller) startScaler(a phoenix.Allocation) error {
 		Record:   func(ids []string) error { return c.store.PutScaled(a.ID, ids) },
 	})
 	if err != nil {
-		return errors.Join(err, c.releaseScaled(a.ID))
+		return errors.Join(err, c.releaseScaled(context.Background(), a.ID))
 	}
 	spec := scale.DefaultHPA(sc.MaxReplicas, scale.Metric{Name: "rps", Source: scale.SourceExternal, Target: scale.AverageValue,
 		Value: sc.TargetUtilization * sc.CapacityRPS})
@@ -66,7 +67,7 @@ func (c *Controller) startScaler(a phoenix.Allocation) error {
 		}
 	}
 	if err != nil {
-		return errors.Join(fmt.Errorf("scale %s: %w", a.Component, err), c.releaseScaled(a.ID))
+		return errors.Join(fmt.Errorf("scale %s: %w", a.Component, err), c.releaseScaled(context.Background(), a.ID))
 	}
 	s, err := scale.NewScaler(scale.ScalerConfig{
 		Component: a.Component, Policy: pol, Actor: actor, Metric: "rps",
@@ -75,7 +76,7 @@ func (c *Controller) startScaler(a phoenix.Allocation) error {
 		Registerer: c.deps.Registerer, Now: c.now,
 	})
 	if err != nil {
-		return errors.Join(err, c.releaseScaled(a.ID))
+		return errors.Join(err, c.releaseScaled(context.Background(), a.ID))
 	}
 	// Replicas a previous run started and did not release (it was killed)
 	// rejoin the pool, or are released if they are gone. Only now, with the
@@ -95,7 +96,7 @@ func (c *Controller) startScaler(a phoenix.Allocation) error {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningScaler{actor: actor, cancel: cancel, done: make(chan struct{})}
+	r := &runningScaler{alloc: a.ID, actor: actor, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		if err := s.Run(ctx); err != nil && ctx.Err() == nil {
@@ -111,13 +112,14 @@ func (c *Controller) startScaler(a phoenix.Allocation) error {
 }
 
 // releaseScaled releases the replicas recorded for an allocation that no
-// scaler runs for, and forgets those released.
-func (c *Controller) releaseScaled(allocation string) error {
+// scaler runs for, and forgets those released, giving up after a minute or
+// when ctx ends.
+func (c *Controller) releaseScaled(ctx context.Context, allocation string) error {
 	ids, err := c.store.Scaled(allocation)
 	if err != nil || len(ids) == 0 {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var left []string
 	var errs []error

@@ -34,10 +34,11 @@ func (r *releases) Release(_ context.Context, id string) error {
 	return nil
 }
 
-// TestReleaseStrayScaled: at startup, the scaled replicas recorded for an
-// allocation that no longer scales (released, failed back, its release cut
-// short by a kill) are released and forgotten; those of the allocation a
-// component is switched to are left for its scaler to adopt.
+// TestReleaseStrayScaled: the scaled replicas recorded for an allocation
+// that no longer scales (released, failed back, its release cut short by a
+// kill) are released and forgotten; those of the allocation a component is
+// switched to are left for its scaler to adopt, and those of an allocation
+// a scaler still runs for are left to it.
 func TestReleaseStrayScaled(t *testing.T) {
 	st, err := store.Open(filepath.Join(t.TempDir(), "phoenix.db"))
 	if err != nil {
@@ -55,15 +56,20 @@ func TestReleaseStrayScaled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := st.PutScaled("orders-0", []string{"orders-0-scale-1"}); err != nil {
+		t.Fatal(err)
+	}
 	p := &releases{}
 	c := &Controller{deps: Deps{Provider: p}, store: st, log: slog.New(slog.DiscardHandler),
 		order: []phoenix.ComponentID{"orders"},
-		comps: map[phoenix.ComponentID]*compState{"orders": {switched: &phoenix.Allocation{ID: "orders-2", Component: "orders"}}}}
-	c.releaseStrayScaled()
+		comps: map[phoenix.ComponentID]*compState{"orders": {switched: &phoenix.Allocation{ID: "orders-2", Component: "orders"}}},
+		// orders-0's scaler still runs (switched away from, not yet stopped): its replicas are its own
+		scalers: map[phoenix.ComponentID]*runningScaler{"cart": {alloc: "orders-0"}}}
+	c.releaseStrayScaled(context.Background())
 	if want := []string{"orders-1-scale-1", "orders-1-scale-2"}; !slices.Equal(p.released, want) {
 		t.Errorf("released %v, want %v", p.released, want)
 	}
-	for alloc, want := range map[string]int{"orders-1": 0, "orders-2": 2} {
+	for alloc, want := range map[string]int{"orders-0": 1, "orders-1": 0, "orders-2": 2} {
 		if ids, err := st.Scaled(alloc); err != nil || len(ids) != want {
 			t.Errorf("recorded for %s: %v (%v), want %d", alloc, ids, err, want)
 		}
@@ -90,18 +96,18 @@ func TestStrayScaledRetried(t *testing.T) {
 	c := &Controller{deps: Deps{Provider: p}, store: st, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now },
 		order: []phoenix.ComponentID{"orders"}, comps: map[phoenix.ComponentID]*compState{"orders": {}}}
 
-	c.releaseStrayScaled() // at startup
+	c.releaseStrayScaled(context.Background()) // at startup
 	c.nextStray = now.Add(strayRetry)
 	if ids, _ := st.Scaled("orders-1"); !slices.Equal(ids, []string{"orders-1-scale-1"}) {
 		t.Fatalf("recorded after the failed release: %v, want [orders-1-scale-1]", ids)
 	}
 	var wg sync.WaitGroup
-	c.sweepStrayScaled(now.Add(strayRetry/2), &wg) // not due
+	c.sweepStrayScaled(context.Background(), now.Add(strayRetry/2), &wg) // not due
 	wg.Wait()
 	if ids, _ := st.Scaled("orders-1"); len(ids) != 1 {
 		t.Fatalf("a sweep ran before it was due: recorded %v", ids)
 	}
-	c.sweepStrayScaled(now.Add(strayRetry), &wg)
+	c.sweepStrayScaled(context.Background(), now.Add(strayRetry), &wg)
 	wg.Wait()
 	if ids, _ := st.Scaled("orders-1"); len(ids) != 0 {
 		t.Errorf("recorded after the retry: %v, want none", ids)

@@ -119,6 +119,12 @@ func (c *Controller) switchover(ctx context.Context, act allocate.Action) error 
 	}
 	c.event(phoenix.Event{Kind: phoenix.EventSwitched, Component: act.Component, Message: msg,
 		Fields: map[string]string{"allocation": a.ID, "from": from.Name, "to": m.InstanceID, "preemptive": fmt.Sprint(act.Preemptive)}})
+	// A component switched before (its replica failed in turn) still has
+	// the scaler of the allocation it leaves: its replicas served the old
+	// route, and go with it.
+	if err := c.stopScaler(ctx, act.Component); err != nil {
+		c.log.Warn("stop scaling the allocation switched away from", "component", act.Component, "err", err)
+	}
 	if err := c.startScaler(*a); err != nil {
 		return fmt.Errorf("switched, but scaling did not start: %w", err)
 	}
