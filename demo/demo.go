@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -94,7 +95,7 @@ func Run(ctx context.Context, o Options) (sum Summary, err error) {
 			defer os.RemoveAll(work)
 		}
 	}
-	r := &run{o: o, work: work, tl: newTimeline(o.Timeline), sum: Summary{Scenario: o.Scenario}}
+	r := &run{o: o, work: work, tl: newTimeline(o.Timeline), sum: Summary{Scenario: o.Scenario}, ports: &portSet{}}
 	r.began = time.Now()
 	r.sum.StartedAt = r.began
 	defer r.teardown()
@@ -118,10 +119,11 @@ func validScenario(s string) bool {
 
 // run is one demo in progress.
 type run struct {
-	o    Options
-	work string
-	tl   *timeline
-	sum  Summary
+	o     Options
+	work  string
+	tl    *timeline
+	sum   Summary
+	ports *portSet
 
 	adminToken string
 	d          *daemon.Daemon
@@ -152,12 +154,12 @@ func (r *run) setup(ctx context.Context) error {
 		}
 		r.primary, r.docker = dk, dk
 	default:
-		r.primary = processEnv{exe: r.o.Executable, work: r.work}
+		r.primary = processEnv{exe: r.o.Executable, work: r.work, ports: r.ports}
 	}
 	// The proxies and the OTLP receiver listen where the services can reach
 	// them; their ports are reserved now, because the services are started
 	// (and told where to call) before the daemon binds them.
-	ports, err := freePorts(r.primary.host(), 4)
+	ports, err := r.ports.free(r.primary.host(), 4)
 	if err != nil {
 		return err
 	}
@@ -485,8 +487,26 @@ func randomToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// freePorts reserves n ports on host by binding and releasing them.
-func freePorts(host string, n int) ([]string, error) {
+// portSet finds free ports for a run, never the same one twice: a port is
+// found free by binding it, and is released before its user binds it
+// again, and meanwhile the kernel may hand it out once more (a service was
+// once given the port found for a proxy, which then could not bind it).
+type portSet struct {
+	mu   sync.Mutex
+	used map[string]bool
+}
+
+// free returns n ports on host that are free now and new to the set. On a
+// nil set it only finds free ports.
+func (s *portSet) free(host string, n int) ([]string, error) {
+	if s == nil {
+		s = &portSet{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.used == nil {
+		s.used = map[string]bool{}
+	}
 	var out []string
 	var ls []net.Listener
 	defer func() {
@@ -494,13 +514,20 @@ func freePorts(host string, n int) ([]string, error) {
 			l.Close()
 		}
 	}()
-	for range n {
+	for tries := 0; len(out) < n; tries++ {
+		if tries == 100*n {
+			return nil, fmt.Errorf("find %d free ports on %s: the kernel kept giving ports already used by this run", n, host)
+		}
+		// Held until all are found, so that this call gets n distinct ones.
 		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			return nil, fmt.Errorf("find a free port: %w", err)
 		}
 		ls = append(ls, l)
-		out = append(out, l.Addr().String())
+		if addr := l.Addr().String(); !s.used[addr] {
+			s.used[addr] = true
+			out = append(out, addr)
+		}
 	}
 	return out, nil
 }

@@ -133,3 +133,23 @@ func TestBudgetRefusesPrewarm(t *testing.T) {
 		t.Errorf("switched %v, %d keys lost: the failure must still be survived", sum.Switched, sum.KeysLost)
 	}
 }
+
+// TestPortSetNeverRepeats: the ports a run is given are distinct across
+// calls, though each is released before it is used and the kernel may
+// offer it again.
+func TestPortSetNeverRepeats(t *testing.T) {
+	s := &portSet{}
+	seen := map[string]bool{}
+	for range 200 {
+		ports, err := s.free("127.0.0.1", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ports {
+			if seen[p] {
+				t.Fatalf("port %s given twice", p)
+			}
+			seen[p] = true
+		}
+	}
+}

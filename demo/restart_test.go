@@ -144,7 +144,8 @@ func TestDaemonKill9Resumes(t *testing.T) {
 		t.Skip("starts real processes for about 30 s; not in -short mode")
 	}
 	work := t.TempDir()
-	ports, err := freePorts("127.0.0.1", 5)
+	ps := &portSet{}
+	ports, err := ps.free("127.0.0.1", 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestDaemonKill9Resumes(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	services, ordersDir, err := startShop(ctx, processEnv{exe: phoenixBin, work: work},
+	services, ordersDir, err := startShop(ctx, processEnv{exe: phoenixBin, work: work, ports: ps},
 		shopEnv{proxy: proxy, otlp: otlp, token: token, adminToken: adminToken}, func(string, ...any) {})
 	if err != nil {
 		t.Fatal(err)

@@ -119,15 +119,16 @@ func stopAll(services map[string]shopService) {
 
 // processEnv runs the primary services as local processes.
 type processEnv struct {
-	exe  string
-	work string
+	exe   string
+	work  string
+	ports *portSet // the run's, so that no port is found twice; nil for none
 }
 
 func (p processEnv) host() string { return "127.0.0.1" }
 func (p processEnv) close()       {}
 
 func (p processEnv) start(ctx context.Context, name string, args, env []string, stateful bool) (shopService, string, error) {
-	ports, err := freePorts("127.0.0.1", 1)
+	ports, err := p.ports.free("127.0.0.1", 1)
 	if err != nil {
 		return nil, "", err
 	}
