@@ -246,17 +246,11 @@ type oracle struct {
 func (o *oracle) Decide(s scale.Snapshot) scale.Decision {
 	// The samples from the next one to the first that a replica ordered
 	// now serves: the count decided now is in force over them.
-	i, _ := slices.BinarySearchFunc(o.trace, s.Now, func(x scale.Sample, t time.Time) int { return x.At.Compare(t) })
-	if i < len(o.trace) && o.trace[i].At.Equal(s.Now) {
-		i++
-	}
 	if o.trailing {
-		n := max(1, int(math.Ceil(o.level[max(i-1, 0)]*o.margin/o.capacity-1e-9)))
-		if o.floor {
-			n = max(n, int(math.Ceil(o.trace[max(i-1, 0)].Value/o.capacity-1e-9)))
-		}
+		n := trailingReplicas(o.trace, o.level, s.Now, o.margin, o.capacity, o.floor)
 		return scale.Decision{Replicas: n, Proposal: n, Reason: "Trailing"}
 	}
+	i := nextSample(o.trace, s.Now)
 	peak := 0.0
 	for j := i; j < len(o.trace); j++ {
 		peak = math.Max(peak, o.level[j])
@@ -264,8 +258,35 @@ func (o *oracle) Decide(s scale.Snapshot) scale.Decision {
 			break // the first sample a replica ordered now serves
 		}
 	}
-	n := max(1, int(math.Ceil(peak*o.margin/o.capacity-1e-9)))
+	n := replicasFor(peak*o.margin, o.capacity)
 	return scale.Decision{Replicas: n, Proposal: n, Reason: "Oracle"}
+}
+
+// nextSample is the index of the first sample after now: those before it
+// are measured by then.
+func nextSample(trace []scale.Sample, now time.Time) int {
+	i, found := slices.BinarySearchFunc(trace, now, func(x scale.Sample, t time.Time) int { return x.At.Compare(t) })
+	if found {
+		i++
+	}
+	return i
+}
+
+// replicasFor is the count that serves demand at capacity each, at least 1.
+func replicasFor(demand, capacity float64) int {
+	return max(1, int(math.Ceil(demand/capacity-1e-9)))
+}
+
+// trailingReplicas is what a policy provisioning margin × the trailing
+// level of the last sample measured by now asks for, and with floor never
+// fewer than that sample's demand needs.
+func trailingReplicas(trace []scale.Sample, level []float64, now time.Time, margin, capacity float64, floor bool) int {
+	last := max(nextSample(trace, now)-1, 0)
+	n := replicasFor(level[last]*margin, capacity)
+	if floor {
+		n = max(n, replicasFor(trace[last].Value, capacity))
+	}
+	return n
 }
 
 // online is trailing(w) with its margin set as it goes, not in hindsight:
@@ -306,15 +327,7 @@ func (o *online) Decide(s scale.Snapshot) scale.Decision {
 		pods[i] = scale.Pod{Name: strconv.Itoa(i), Phase: scale.PodRunning, Ready: true}
 	}
 	o.shadowN = o.shadow.Decide(scale.Snapshot{Now: s.Now, Replicas: o.shadowN, StatusReplicas: o.shadowN, Pods: pods, External: s.External}).Replicas
-	i, _ := slices.BinarySearchFunc(o.trace, s.Now, func(x scale.Sample, t time.Time) int { return x.At.Compare(t) })
-	if i < len(o.trace) && o.trace[i].At.Equal(s.Now) {
-		i++
-	}
-	last := max(i-1, 0)
-	n := max(1, int(math.Ceil(o.level[last]*math.Exp(o.logMargin)/o.capacity-1e-9)))
-	if o.floor {
-		n = max(n, int(math.Ceil(o.trace[last].Value/o.capacity-1e-9)))
-	}
+	n := trailingReplicas(o.trace, o.level, s.Now, math.Exp(o.logMargin), o.capacity, o.floor)
 	o.n = n
 	return scale.Decision{Replicas: n, Proposal: n, Reason: "Online"}
 }
