@@ -191,6 +191,15 @@ type h1Conn struct {
 	try   func(*target, bool) error
 	left  func() bool
 
+	// raw, for a plain TCP client, writes the end of a response and waits
+	// for the next request without a read that finds nothing (see
+	// flushWait); flushStep is its callback, made once, and flushed and
+	// flushErr its state.
+	raw       syscall.RawConn
+	flushStep func(uintptr) bool
+	flushed   bool
+	flushErr  error
+
 	// cur is the backend connection of the exchange in progress, for close
 	// (and a switch's abandonment) to cut.
 	cur atomic.Pointer[h1Backend]
@@ -212,6 +221,11 @@ func newH1Conn(s *h1Server, c net.Conn) *h1Conn {
 		bw: bufio.NewWriterSize(newProgressWriter(c, s.p.cfg.ClientTimeout), h1WriteBuffer),
 	}
 	hc.watch, hc.try, hc.left = hc.watchClient, hc.attempt, hc.gone.Load
+	if tc, ok := c.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			hc.raw, hc.flushStep = raw, hc.flushOnce
+		}
+	}
 	hc.watched = make(chan struct{}, 1)
 	hc.slow = time.AfterFunc(time.Hour, hc.watchSlowClient)
 	hc.slow.Stop()
@@ -276,6 +290,7 @@ func (c *h1Conn) serve() {
 	defer func() {
 		c.forget()
 		if !handed {
+			_ = c.bw.Flush() // the end of the last response (see relay)
 			c.conn.Close()
 		}
 		if v := recover(); v != nil {
@@ -289,6 +304,9 @@ func (c *h1Conn) serve() {
 	for {
 		c.idle.Store(true)
 		if c.s.closing.Load() {
+			return
+		}
+		if c.bw.Buffered() > 0 && !c.flushWait() {
 			return
 		}
 		if now := time.Now(); !now.Before(c.idleRenew) {
@@ -311,6 +329,43 @@ func (c *h1Conn) serve() {
 			return
 		}
 	}
+}
+
+// flushWait writes the end of the last response, which relay leaves in the
+// writer, and on a plain TCP connection returns once the next request can be
+// read, or after h1WaitFirst. It reports whether the write succeeded.
+//
+// As for a backend's answer (see h1Backend.send): Go's poller reads first,
+// and a client has never sent its next request when its answer has just been
+// written, so the answer is written from inside a RawConn.Read callback,
+// after the poller's read readiness is reset, and the callback asks to wait.
+// A request sent in reply to the answer cannot come before the reset. A
+// request pipelined behind the last one can, as can a client's end of file,
+// if nothing read them yet: the wait is bounded for those (h1WaitFirst),
+// after which the usual read finds them.
+func (c *h1Conn) flushWait() bool {
+	if c.raw == nil || c.br.Buffered() > 0 {
+		return c.bw.Flush() == nil
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(h1WaitFirst))
+	c.idleRenew = time.Time{} // the next wait sets idleTimeout again
+	c.flushed, c.flushErr = false, nil
+	// An error here (the bound reached, closeIdle's deadline, the
+	// connection closed) is met again, or not, by the read that follows.
+	_ = c.raw.Read(c.flushStep)
+	return c.flushErr == nil
+}
+
+// flushOnce is flushWait's callback: the first call writes and asks to wait
+// for the next request, unless the write failed; the next, made once the
+// connection is readable, ends the wait.
+func (c *h1Conn) flushOnce(uintptr) bool {
+	if c.flushed {
+		return true
+	}
+	c.flushed = true
+	c.flushErr = c.bw.Flush()
+	return c.flushErr != nil
 }
 
 // readRequest reads a request head and its body, if the fast path takes it.
@@ -654,9 +709,11 @@ func (c *h1Conn) relay() bool {
 	default:
 		err = copyN(w, bc.br, -1)
 	}
-	if err == nil {
+	if err == nil && (closeAfter || c.raw == nil) {
 		err = w.Flush()
 	}
+	// Otherwise the end of the response stays in w until the next wait for
+	// a request (flushWait), or until the connection ends.
 	if err == nil && !r.close {
 		bc.put()
 	} else {

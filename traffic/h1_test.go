@@ -179,6 +179,66 @@ func TestPipelinedAndClose(t *testing.T) {
 	}
 }
 
+// TestReadyBeforeTheWait: what a client sends while its request is at the
+// backend is there before the proxy waits for the client again (without
+// reading first: see flushWait), and is not missed: a request pipelined in
+// a write of its own gets its answer, and a client that half-closes after
+// its request gets its answer and then the connection closed, both without
+// waiting for the idle timeout.
+func TestReadyBeforeTheWait(t *testing.T) {
+	backend := startBackend(t, "orders@primary")
+	p := startProxy(t, Config{}, backend.backend())
+	for _, tc := range []struct {
+		name  string
+		then  func(c *net.TCPConn) error // while the first request is at the backend
+		after []string                   // the answers after the first
+	}{
+		{"pipelined", func(c *net.TCPConn) error {
+			_, err := io.WriteString(c, "GET /who HTTP/1.1\r\nHost: o\r\n\r\n")
+			return err
+		}, []string{backend.name}},
+		{"half-close", func(c *net.TCPConn) error { return c.CloseWrite() }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", p.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			io.WriteString(conn, "GET /slow/300 HTTP/1.1\r\nHost: o\r\n\r\n")
+			time.Sleep(100 * time.Millisecond) // read by the proxy, at the backend
+			if err := tc.then(conn.(*net.TCPConn)); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			conn.SetReadDeadline(start.Add(10 * time.Second))
+			br := bufio.NewReader(conn)
+			if resp := finalResponse(t, br); resp.StatusCode != http.StatusOK {
+				t.Fatalf("first answer: %s", resp.Status)
+			} else {
+				readAll(t, resp)
+			}
+			for _, want := range tc.after {
+				resp := finalResponse(t, br)
+				if body := readAll(t, resp); body != want {
+					t.Fatalf("answer %q, want %q", body, want)
+				}
+			}
+			if tc.after == nil {
+				if n, err := br.ReadByte(); err != io.EOF {
+					t.Fatalf("after the client's end of file, read %q, %v; want the connection closed", n, err)
+				}
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("took %s after the first answer was due in 200ms: what came before the wait was missed until a timeout", d.Round(time.Millisecond))
+			}
+		})
+	}
+	if st := p.Status(); st.Failed != 0 {
+		t.Errorf("%d requests failed, want 0", st.Failed)
+	}
+}
+
 // TestBackendClosesIdleConnections: a backend that closes idle keep-alive
 // connections quickly (as many servers do after a second or two) fails no
 // request, idempotent or not, and is not taken for a failing one.

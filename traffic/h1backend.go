@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -194,7 +196,7 @@ func (p *h1Pool) open(ctx context.Context) (*h1Backend, error) {
 		<-p.slots
 		return nil, err
 	}
-	return &h1Backend{conn: c, br: bufio.NewReaderSize(c, h1RespBuffer), pool: p}, nil
+	return newH1Backend(c, p), nil
 }
 
 // close closes the idle connections and those returned from now on.
@@ -226,6 +228,26 @@ type h1Backend struct {
 	// out is the request being written: a field, so that writing it
 	// allocates nothing.
 	out net.Buffers
+	// cutOff: cut was called; a deadline set since must not undo it.
+	cutOff atomic.Bool
+
+	// raw, for a plain TCP connection, sends a request and waits for its
+	// answer without a read that finds nothing (see send); sendStep is
+	// its callback, made once, and sent and sendErr its state.
+	raw      syscall.RawConn
+	sendStep func(uintptr) bool
+	sent     bool
+	sendErr  error
+}
+
+func newH1Backend(c net.Conn, p *h1Pool) *h1Backend {
+	b := &h1Backend{conn: c, br: bufio.NewReaderSize(c, h1RespBuffer), pool: p}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			b.raw, b.sendStep = raw, b.step
+		}
+	}
+	return b
 }
 
 // roundTrip sends a request (its head and body) and reads the response head
@@ -237,9 +259,7 @@ func (b *h1Backend) roundTrip(head, body, method []byte, resp *h1Response) error
 	if len(body) > 0 {
 		b.out = append(b.out, body)
 	}
-	n, err := b.out.WriteTo(b.conn)
-	b.wrote = n
-	if err != nil {
+	if err := b.send(); err != nil {
 		return err
 	}
 	for {
@@ -262,6 +282,71 @@ func (b *h1Backend) roundTrip(head, body, method []byte, resp *h1Response) error
 		case resp.status >= 200:
 			return nil
 		}
+	}
+}
+
+// h1WaitFirst bounds a wait for readiness that does not read first: the
+// fast path's wait for an answer (see send) and for a client's next request
+// (see flushWait). A wait that reaches it ends with nothing lost: the reads
+// that follow are Go's usual ones, which read first and wait for as long as
+// it takes. It is what a readiness that came before the wait costs (a
+// backend's end of file on an idle connection, a client's pipelined
+// request), and a wake-up more for an answer or a request slower than it.
+const h1WaitFirst = 50 * time.Millisecond
+
+// send writes b.out and, on a plain TCP connection, returns once the
+// backend's answer can be read, or after h1WaitFirst.
+//
+// Go's poller reads first and waits for readiness only when that read finds
+// nothing, and a backend has never answered yet when a request has just been
+// written: that read is a system call wasted per request (1.5 µs here, a
+// twentieth of the proxy's CPU per request, measured with perf). So the
+// request is written from inside a RawConn.Read callback, which resets the
+// poller's read readiness before it calls back, and the callback asks to
+// wait: nothing the backend sends in answer can come before the reset and be
+// lost to it. What came before it can be: the end of file of a backend that
+// half-closed the connection while it was idle in the pool, and will never
+// answer. The wait is bounded for that case (h1WaitFirst), after which the
+// usual read finds the end of file and the request is sent again on a new
+// connection, as for any stale one.
+func (b *h1Backend) send() error {
+	if b.raw == nil || b.br.Buffered() > 0 {
+		n, err := b.out.WriteTo(b.conn)
+		b.wrote = n
+		return err
+	}
+	b.setReadDeadline(time.Now().Add(h1WaitFirst))
+	b.sent, b.sendErr = false, nil
+	err := b.raw.Read(b.sendStep)
+	b.setReadDeadline(time.Time{})
+	switch {
+	case b.sendErr != nil:
+		return b.sendErr
+	case errors.Is(err, os.ErrDeadlineExceeded) && !b.cutOff.Load():
+		return nil // no answer yet: the reads that follow wait for it
+	}
+	return err
+}
+
+// step is send's callback: the first call writes the request and asks to
+// wait for the answer, unless the write failed; the next, made once the
+// socket is readable, ends the wait.
+func (b *h1Backend) step(uintptr) bool {
+	if b.sent {
+		return true
+	}
+	b.sent = true
+	n, err := b.out.WriteTo(b.conn)
+	b.wrote, b.sendErr = n, err
+	return err != nil
+}
+
+// setReadDeadline sets the read deadline, unless the connection was cut: a
+// cut that came first is not undone.
+func (b *h1Backend) setReadDeadline(t time.Time) {
+	_ = b.conn.SetReadDeadline(t)
+	if b.cutOff.Load() {
+		_ = b.conn.SetReadDeadline(aLongTimeAgo)
 	}
 }
 
@@ -301,7 +386,10 @@ func (b *h1Backend) put() {
 
 // cut makes the connection's pending and future reads and writes fail at
 // once; the owner still closes it.
-func (b *h1Backend) cut() { _ = b.conn.SetDeadline(aLongTimeAgo) }
+func (b *h1Backend) cut() {
+	b.cutOff.Store(true)
+	_ = b.conn.SetDeadline(aLongTimeAgo)
+}
 
 // close closes the connection and frees its slot; once only, by its owner.
 func (b *h1Backend) close() {
