@@ -158,10 +158,11 @@ type h1Conn struct {
 	bw   *bufio.Writer
 	idle atomic.Bool // waiting for a request: shutdown may close it
 	// idleRenew is when the wait for the next request next moves the read
-	// deadline to idleTimeout ahead: not at every request (a timer update
-	// each), but once an eighth of it has passed, so an idle client is
-	// closed after seven eighths of idleTimeout at the least. Zero when
-	// the deadline was set to something else since.
+	// deadline to idleTimeout ahead: once an eighth of it has passed, so an
+	// idle client is closed after seven eighths of idleTimeout at the
+	// least. Zero when the deadline was set to something else since, as
+	// flushWait's bound sets it at every request on a plain TCP connection
+	// (a timer update each, 0.13 µs, against the 1.5 µs read it saves).
 	idleRenew time.Time
 	clientIP  string
 
@@ -333,7 +334,7 @@ func (c *h1Conn) serve() {
 
 // flushWait writes the end of the last response, which relay leaves in the
 // writer, and on a plain TCP connection returns once the next request can be
-// read, or after h1WaitFirst. It reports whether the write succeeded.
+// read, or after Proxy.waitFirst. It reports whether the write succeeded.
 //
 // As for a backend's answer (see h1Backend.send): Go's poller reads first,
 // and a client has never sent its next request when its answer has just been
@@ -347,12 +348,18 @@ func (c *h1Conn) flushWait() bool {
 	if c.raw == nil || c.br.Buffered() > 0 {
 		return c.bw.Flush() == nil
 	}
-	_ = c.conn.SetReadDeadline(time.Now().Add(h1WaitFirst))
+	_ = c.conn.SetReadDeadline(time.Now().Add(c.p.waitFirst))
 	c.idleRenew = time.Time{} // the next wait sets idleTimeout again
 	c.flushed, c.flushErr = false, nil
 	// An error here (the bound reached, closeIdle's deadline, the
 	// connection closed) is met again, or not, by the read that follows.
 	_ = c.raw.Read(c.flushStep)
+	if !c.flushed {
+		// The bound (or closeIdle's deadline) had passed when RawRead
+		// looked at the deadline, which it does before calling back:
+		// nothing was written.
+		return c.bw.Flush() == nil
+	}
 	return c.flushErr == nil
 }
 
@@ -514,7 +521,7 @@ func (c *h1Conn) attempt(t *target, link bool) error {
 		}
 		c.watchSlow()
 		defer c.stopSlowWatch() // if roundTrip panics
-		err := bc.roundTrip(c.out, c.body, c.req.method, &c.resp)
+		err := bc.roundTrip(c.out, c.body, c.req.method, &c.resp, c.p.waitFirst)
 		c.stopSlowWatch()
 		if err == nil && c.gone.Load() {
 			// Answered as the client left: the watch may have cut the

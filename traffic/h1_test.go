@@ -239,6 +239,41 @@ func TestReadyBeforeTheWait(t *testing.T) {
 	}
 }
 
+// TestWaitFirstBoundPassed: a goroutine not run until after its wait's bound
+// (an overloaded host, a container at its CPU limit) finds the deadline past
+// when RawConn.Read looks at it, before it calls back; the request and the
+// answer's end it was to write there are written all the same. With the
+// bound at a nanosecond every wait meets that: each request on a
+// connection, and one pipelined behind a slow one that net/http must take
+// (the answer before it must reach the client first).
+func TestWaitFirstBoundPassed(t *testing.T) {
+	backend := startBackend(t, "orders@primary")
+	p := newProxy(t, Config{}, backend.backend())
+	p.waitFirst = time.Nanosecond
+	runProxy(t, p)
+	conn, err := net.Dial("tcp", p.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	for i := range 3 {
+		io.WriteString(conn, "GET /who HTTP/1.1\r\nHost: o\r\n\r\n")
+		if body := readAll(t, finalResponse(t, br)); body != backend.name {
+			t.Fatalf("request %d: answer %q, want %q", i+1, body, backend.name)
+		}
+	}
+	io.WriteString(conn, "GET /slow/200 HTTP/1.1\r\nHost: o\r\n\r\n")
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(conn, "GET /who HTTP/1.0\r\nHost: o\r\n\r\n") // declined: handed to net/http
+	for _, want := range []string{"slow done", backend.name} {
+		if body := readAll(t, finalResponse(t, br)); body != want {
+			t.Fatalf("answer %q, want %q: out of step", body, want)
+		}
+	}
+}
+
 // TestBackendClosesIdleConnections: a backend that closes idle keep-alive
 // connections quickly (as many servers do after a second or two) fails no
 // request, idempotent or not, and is not taken for a failing one.

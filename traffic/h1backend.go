@@ -253,13 +253,13 @@ func newH1Backend(c net.Conn, p *h1Pool) *h1Backend {
 // roundTrip sends a request (its head and body) and reads the response head
 // into resp, leaving the body in br. Informational (1xx) responses are
 // passed over.
-func (b *h1Backend) roundTrip(head, body, method []byte, resp *h1Response) error {
+func (b *h1Backend) roundTrip(head, body, method []byte, resp *h1Response, wait time.Duration) error {
 	b.wrote, b.got = 0, false
 	b.out = append(net.Buffers(b.bufs[:0]), head)
 	if len(body) > 0 {
 		b.out = append(b.out, body)
 	}
-	if err := b.send(); err != nil {
+	if err := b.send(wait); err != nil {
 		return err
 	}
 	for {
@@ -295,7 +295,7 @@ func (b *h1Backend) roundTrip(head, body, method []byte, resp *h1Response) error
 const h1WaitFirst = 50 * time.Millisecond
 
 // send writes b.out and, on a plain TCP connection, returns once the
-// backend's answer can be read, or after h1WaitFirst.
+// backend's answer can be read, or after wait (h1WaitFirst).
 //
 // Go's poller reads first and waits for readiness only when that read finds
 // nothing, and a backend has never answered yet when a request has just been
@@ -309,16 +309,24 @@ const h1WaitFirst = 50 * time.Millisecond
 // answer. The wait is bounded for that case (h1WaitFirst), after which the
 // usual read finds the end of file and the request is sent again on a new
 // connection, as for any stale one.
-func (b *h1Backend) send() error {
+func (b *h1Backend) send(wait time.Duration) error {
 	if b.raw == nil || b.br.Buffered() > 0 {
 		n, err := b.out.WriteTo(b.conn)
 		b.wrote = n
 		return err
 	}
-	b.setReadDeadline(time.Now().Add(h1WaitFirst))
+	b.setReadDeadline(time.Now().Add(wait))
 	b.sent, b.sendErr = false, nil
 	err := b.raw.Read(b.sendStep)
 	b.setReadDeadline(time.Time{})
+	if !b.sent && !b.cutOff.Load() {
+		// The bound had passed when RawRead looked at the deadline, which
+		// it does before calling back (the goroutine was not run for that
+		// long): nothing was written.
+		n, err := b.out.WriteTo(b.conn)
+		b.wrote = n
+		return err
+	}
 	switch {
 	case b.sendErr != nil:
 		return b.sendErr

@@ -344,6 +344,12 @@ func (c *child) get(t testing.TB, path string) string {
 // startProxy runs a proxy until the test ends and checks Run's result.
 func startProxy(t testing.TB, cfg Config, active Backend) *Proxy {
 	t.Helper()
+	return runProxy(t, newProxy(t, cfg, active))
+}
+
+// newProxy is a proxy for runProxy, which a test may adjust first.
+func newProxy(t testing.TB, cfg Config, active Backend) *Proxy {
+	t.Helper()
 	if cfg.Component == "" {
 		cfg.Component = "orders"
 	}
@@ -351,6 +357,12 @@ func startProxy(t testing.TB, cfg Config, active Backend) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// runProxy runs p until the test ends and checks Run's result.
+func runProxy(t testing.TB, p *Proxy) *Proxy {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()

@@ -35,11 +35,14 @@ var (
 // TCP proxy in front of an active set of backends (load-balanced), with an
 // optional standby and, after a switch, the set it left as fallback.
 type Proxy struct {
-	cfg     Config
-	log     *slog.Logger
-	ln      net.Listener
-	rp      *httputil.ReverseProxy
-	metrics *metrics
+	cfg Config
+	log *slog.Logger
+	// waitFirst bounds the fast path's waits that do not read first
+	// (h1WaitFirst; tests shorten it).
+	waitFirst time.Duration
+	ln        net.Listener
+	rp        *httputil.ReverseProxy
+	metrics   *metrics
 	// transport carries proxied requests to every backend, so keep-alive
 	// connections are pooled per backend host; healthTransport dials afresh
 	// for every check, so that a check also proves new connections work.
@@ -136,6 +139,7 @@ func New(cfg Config, active Backend) (*Proxy, error) {
 		return nil, fmt.Errorf("traffic %s: metrics: %w", cfg.Component, err)
 	}
 	p := &Proxy{
+		waitFirst:       h1WaitFirst,
 		cfg:             cfg,
 		log:             cfg.Logger.With("component", string(cfg.Component)),
 		ln:              ln,
