@@ -113,6 +113,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
+		d.cacheManifests(a.log)
 		a.sink = d
 		a.targetRoutes()
 	case RoleSource:
@@ -462,11 +463,11 @@ func (a *Agent) manifest(w http.ResponseWriter, r *http.Request) error {
 	if err := params.Validate(); err != nil {
 		return badf("%v", err)
 	}
-	key, err := keyFor(w, r)
+	key, keyName, err := keyFor(w, r)
 	if err != nil {
 		return err
 	}
-	m, err := a.sink.manifest(r.Context(), p, params, key)
+	m, err := a.sink.manifest(r.Context(), p, params, key, keyName)
 	if err != nil {
 		return err
 	}
@@ -484,13 +485,13 @@ const chunkKeyHeader = "Phoenix-Chunk-Key"
 // keyFor is the key function a request for chunk or block keys names (none:
 // a source agent of an earlier release, keyed as that release did), set in
 // the answer's header; a name this release does not know is refused.
-func keyFor(w http.ResponseWriter, r *http.Request) (func([]byte) uint64, error) {
+func keyFor(w http.ResponseWriter, r *http.Request) (func([]byte) uint64, string, error) {
 	key, name, ok := keyFunc(r.URL.Query().Get("key"))
 	if !ok {
-		return nil, badf("key %q: this agent keys chunks with %s or %s; run the source and target agents from compatible releases", r.URL.Query().Get("key"), chunkKeyName, legacyKeyName)
+		return nil, "", badf("key %q: this agent keys chunks with %s or %s; run the source and target agents from compatible releases", r.URL.Query().Get("key"), chunkKeyName, legacyKeyName)
 	}
 	w.Header().Set(chunkKeyHeader, name)
-	return key, nil
+	return key, name, nil
 }
 
 func (a *Agent) blocks(w http.ResponseWriter, r *http.Request) error {
@@ -515,7 +516,7 @@ func (a *Agent) blocks(w http.ResponseWriter, r *http.Request) error {
 	if nums[2] > maxChunkMax {
 		return badf("block size %d over %d", nums[2], maxChunkMax)
 	}
-	key, err := keyFor(w, r)
+	key, _, err := keyFor(w, r)
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,7 @@ type build struct {
 	h      *blake3.Hasher // BLAKE3 of it, for FileMeta.Digest; nil unless asked for at the start
 	n      int64          // bytes in the file
 	resume bool           // keep the temp file on failure
+	whole  bool           // the file's content as sent, not a patch
 	locked bool           // holds the partial's lock
 }
 
@@ -101,7 +102,7 @@ func (d *DirSink) startBuild(ctx context.Context, p, id string, from int64, dige
 	if err != nil {
 		return nil, err
 	}
-	b := &build{d: d, target: p, resume: id != ""}
+	b := &build{d: d, target: p, resume: id != "", whole: !digest}
 	if digest {
 		b.h = blake3.New()
 	}
@@ -210,6 +211,7 @@ func (d *DirSink) dropPartials(p, keep string) {
 
 // write appends data to the file.
 func (b *build) write(data []byte) error {
+	b.d.manifests.touch()
 	if _, err := b.f.Write(data); err != nil {
 		return classify(err)
 	}
@@ -221,6 +223,7 @@ func (b *build) write(data []byte) error {
 // copyRange appends n bytes at off of the destination file ref, which must
 // still have ref's size and mtime.
 func (b *build) copyRange(ctx context.Context, ref Ref, off, n int64) error {
+	b.d.manifests.touch()
 	if off < 0 || n < 0 || off+n > ref.Size || off+n < off {
 		return fmt.Errorf("copy %d+%d from %s of %d bytes: out of range", off, n, ref.Path, ref.Size)
 	}
@@ -280,6 +283,9 @@ func (b *build) commit(meta FileMeta) error {
 		return classify(err)
 	}
 	b.d.touched(path.Dir(b.target))
+	if b.whole {
+		b.d.manifests.written(b.target, b.n)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -34,6 +35,10 @@ type DirSink struct {
 	mu       sync.Mutex
 	dirty    map[string]bool          // directories whose entries changed since the last Flush
 	partials map[string]chan struct{} // partial files in use, closed when released
+
+	// manifests, when set (a target agent's sink), remembers the chunk
+	// lists of the files written whole.
+	manifests *manifestCache
 }
 
 var (
@@ -68,7 +73,19 @@ func OpenDir(dir string) (*DirSink, error) {
 }
 
 // Close releases the directory.
-func (d *DirSink) Close() error { return d.root.Close() }
+func (d *DirSink) Close() error {
+	if d.manifests != nil {
+		d.manifests.close()
+	}
+	return d.root.Close()
+}
+
+// cacheManifests makes the sink remember the chunk lists of the files it
+// writes whole, computed in the background (see manifestCache): for a sink
+// that lives across rounds, as a target agent's does.
+func (d *DirSink) cacheManifests(log *slog.Logger) {
+	d.manifests = newManifestCache(d.root, log)
+}
 
 // Dir returns the directory the sink writes.
 func (d *DirSink) Dir() string { return d.dir }
@@ -234,11 +251,11 @@ func inPlaceBase(d Delta) (Ref, bool) {
 
 // Manifest implements Patcher.
 func (d *DirSink) Manifest(ctx context.Context, p string, params ChunkParams) (Manifest, error) {
-	return d.manifest(ctx, p, params, chunkKey)
+	return d.manifest(ctx, p, params, chunkKey, chunkKeyName)
 }
 
-// manifest is Manifest with chunks keyed by key.
-func (d *DirSink) manifest(ctx context.Context, p string, params ChunkParams, key func([]byte) uint64) (Manifest, error) {
+// manifest is Manifest with chunks keyed by key, named keyName.
+func (d *DirSink) manifest(ctx context.Context, p string, params ChunkParams, key func([]byte) uint64, keyName string) (Manifest, error) {
 	name, err := d.resolve(p)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("manifest %s: %w", p, err)
@@ -255,9 +272,18 @@ func (d *DirSink) manifest(ctx context.Context, p string, params ChunkParams, ke
 	if err != nil {
 		return Manifest{}, fmt.Errorf("manifest %s: %w", p, err)
 	}
+	cached := d.manifests != nil && params == DefaultChunkParams && keyName == chunkKeyName
+	if cached {
+		if chunks, ok := d.manifests.get(p, info); ok {
+			return Manifest{Size: info.Size(), ModTime: info.ModTime(), Chunks: chunks}, nil
+		}
+	}
 	chunks, err := manifestOf(ctx, io.NewSectionReader(f, 0, info.Size()), params, key)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("manifest %s: %w", p, err)
+	}
+	if after, err := f.Stat(); cached && err == nil && versionOf(after) == versionOf(info) {
+		d.manifests.put(p, info, chunks)
 	}
 	return Manifest{Size: info.Size(), ModTime: info.ModTime(), Chunks: chunks}, nil
 }
@@ -334,6 +360,7 @@ func (d *DirSink) Remove(ctx context.Context, p string) error {
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", p, err)
 	}
+	d.manifests.forget(p)
 	if err := d.root.RemoveAll(name); err != nil {
 		return fmt.Errorf("remove %s: %w", p, err)
 	}

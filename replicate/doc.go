@@ -15,4 +15,12 @@
 // check before it is renamed into place (length and CRC-32C for a file sent
 // whole, BLAKE3 for a patch: see Checksum); files that only grew are
 // extended in place so a follower tailing them keeps its file open.
+//
+// A delta needs the chunk list of the destination's version of a file. The
+// source keeps the lists of what it sent (ChunkCache); for a file it sent
+// whole, or one it does not know (after a restart), it asks the target. A
+// target agent chunks the files it was sent whole once it has been idle for
+// a moment (manifests.go), so that the first round after a full copy finds
+// those lists ready instead of waiting while the target reads each changed
+// file through.
 package replicate

@@ -139,6 +139,7 @@ func (ip *inplace) log(b []byte) error {
 }
 
 func (ip *inplace) write(data []byte) error {
+	ip.d.manifests.touch()
 	if ip.logged += int64(len(data)); ip.logged > ip.maxLog {
 		return fmt.Errorf("%s: over %d bytes change: %w", ip.target, ip.maxLog, errNotInPlace)
 	}
@@ -159,6 +160,7 @@ func (ip *inplace) write(data []byte) error {
 // digest); any other copy is journaled as data, read before the file
 // changes.
 func (ip *inplace) copyRange(ctx context.Context, ref Ref, off, n int64) error {
+	ip.d.manifests.touch()
 	if !sameRef(ref, ip.base) || off != ip.n {
 		for n > 0 {
 			k := min(n, maxPieceData)
