@@ -51,7 +51,9 @@ type build struct {
 	n      int64          // bytes in the file
 	resume bool           // keep the temp file on failure
 	whole  bool           // the file's content as sent, not a patch
-	locked bool           // holds the partial's lock
+	// scratch is copyRange's buffer, kept across its calls.
+	scratch []byte
+	locked  bool // holds the partial's lock
 }
 
 // lockPartial waits until no other build uses the partial name.
@@ -250,7 +252,7 @@ func (b *build) copyRange(ctx context.Context, ref Ref, off, n int64) error {
 		return fmt.Errorf("copy from %s: expected %d bytes of %s, found %d of %s: %w",
 			ref.Path, ref.Size, ref.ModTime.Format(time.RFC3339Nano), info.Size(), info.ModTime().Format(time.RFC3339Nano), ErrChanged)
 	}
-	if _, err := copyCtx(ctx, writerFunc(b.write), io.NewSectionReader(f, off, n)); err != nil {
+	if _, err := copyBuf(ctx, writerFunc(b.write), io.NewSectionReader(f, off, n), &b.scratch); err != nil {
 		return fmt.Errorf("copy from %s: %w", ref.Path, err) // write classified it
 	}
 	return nil

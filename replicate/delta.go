@@ -163,10 +163,9 @@ const (
 )
 
 func newFileDelta(src *sourceFile, cache *ChunkCache) (*fileDelta, error) {
-	p := cache.params
-	ch, err := chunkers.NewChunker(cdcAlgorithm, src, &chunkers.ChunkerOpts{MinSize: p.Min, NormalSize: p.Avg, MaxSize: p.Max})
+	ch, err := newChunker(src, cache.params)
 	if err != nil {
-		return nil, fmt.Errorf("chunker: %w", err)
+		return nil, err
 	}
 	return &fileDelta{src: src, cache: cache, ch: ch}, nil
 }

@@ -477,7 +477,19 @@ func classify(err error) error {
 // copyCtx copies r to w, checking ctx before every read so that a cancelled
 // round stops within one chunk.
 func copyCtx(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
-	buf := make([]byte, copyChunk)
+	var buf []byte
+	return copyBuf(ctx, w, r, &buf)
+}
+
+// copyBuf is copyCtx through *buf, made on first use and kept for the
+// caller's next copies: a patch copies thousands of ranges, and a buffer
+// made for each (a quarter MiB, zeroed) cost the target more CPU than the
+// hashing of what it copied.
+func copyBuf(ctx context.Context, w io.Writer, r io.Reader, bufp *[]byte) (int64, error) {
+	if len(*bufp) < copyChunk {
+		*bufp = make([]byte, copyChunk)
+	}
+	buf := *bufp
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {

@@ -72,19 +72,20 @@ func (b *build) size() int64 { return b.n }
 
 // inplace is a patch being journaled over its own target.
 type inplace struct {
-	d       *DirSink
-	target  string
-	base    Ref
-	f       *os.File // the target, read for unchanged ranges and written at commit
-	jname   string
-	j       *os.File
-	jw      *bufio.Writer
-	crc     uint32
-	h       *blake3.Hasher
-	n       int64 // bytes of the result so far
-	logged  int64 // bytes in the journal's records
-	maxLog  int64
-	scratch []byte
+	d           *DirSink
+	target      string
+	base        Ref
+	f           *os.File // the target, read for unchanged ranges and written at commit
+	jname       string
+	j           *os.File
+	jw          *bufio.Writer
+	crc         uint32
+	h           *blake3.Hasher
+	n           int64 // bytes of the result so far
+	logged      int64 // bytes in the journal's records
+	maxLog      int64
+	scratch     []byte
+	copyScratch []byte // copyRange's buffer for the base's own bytes
 }
 
 // startInPlace opens the target, which must be base, and a new journal.
@@ -178,7 +179,7 @@ func (ip *inplace) copyRange(ctx context.Context, ref Ref, off, n int64) error {
 	if off+n > ip.base.Size {
 		return fmt.Errorf("copy %d+%d of %s beyond its %d bytes", off, n, ref.Path, ip.base.Size)
 	}
-	m, err := copyCtx(ctx, ip.h, io.NewSectionReader(ip.f, off, n))
+	m, err := copyBuf(ctx, ip.h, io.NewSectionReader(ip.f, off, n), &ip.copyScratch)
 	ip.n += m
 	return err
 }
