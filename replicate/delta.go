@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"sync"
 	"time"
 
 	chunkers "github.com/PlakarKorp/go-cdc-chunkers"
@@ -126,7 +128,7 @@ type fileDelta struct {
 	batchAt    int64   // offset in the result of batch[0]
 	newIn      int64   // new bytes in batch
 	inBatch    int64   // result bytes in batch
-	queue      []Piece // pieces refined, not yet handed to Next
+	ready      cutBatch
 
 	// Between the producer and Next (see start).
 	cancel   context.CancelFunc
@@ -188,26 +190,65 @@ type deltaBatch struct {
 	err    error
 }
 
+// cutBatch is what the cutting stage hands to the refining one: pieces cut
+// and looked up, starting at offset at of the result, to refine if refine
+// is set.
+type cutBatch struct {
+	pieces []Piece
+	at     int64
+	refine bool
+	eof    bool
+	err    error
+}
+
 // start runs the producer: it cuts, looks up and refines the file ahead of
 // Next, so that reading and hashing the source overlap sending and the
-// destination's work. close stops it.
+// destination's work. Refining (a round trip to the destination per batch)
+// runs on a stage of its own, so that cutting goes on meanwhile: 33 round
+// trips for a 512 MiB file with scattered page writes, a sixth of the
+// patch's time when they stopped the cutting. close stops it.
 func (d *fileDelta) start(ctx context.Context) {
 	ctx, d.cancel = context.WithCancel(ctx)
 	d.out = make(chan deltaBatch, 2)
 	d.stopped = make(chan struct{})
-	go func() {
-		defer close(d.stopped)
+	cut := make(chan cutBatch, 2)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(cut)
 		for {
-			pieces, eof, err := d.nextBatch(ctx)
+			b := d.nextBatch(ctx)
 			select {
-			case d.out <- deltaBatch{pieces: pieces, eof: eof, err: err}:
+			case cut <- b:
 			case <-ctx.Done():
 				return
 			}
-			if eof || err != nil {
+			if b.eof || b.err != nil {
 				return
 			}
 		}
+	})
+	wg.Go(func() {
+		for b := range cut {
+			pieces := b.pieces
+			if b.refine {
+				if refined, err := d.refine(ctx, pieces, b.at); err == nil {
+					pieces = refined
+				}
+			}
+			var q []Piece
+			for _, p := range pieces {
+				q = mergePiece(q, p)
+			}
+			select {
+			case d.out <- deltaBatch{pieces: q, eof: b.eof, err: b.err}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	go func() {
+		wg.Wait()
+		close(d.stopped)
 	}()
 }
 
@@ -250,38 +291,38 @@ func (d *fileDelta) Next(ctx context.Context) (Piece, error) {
 }
 
 // nextBatch cuts the file until some pieces are ready, or to its end.
-func (d *fileDelta) nextBatch(ctx context.Context) ([]Piece, bool, error) {
-	for len(d.queue) == 0 {
+func (d *fileDelta) nextBatch(ctx context.Context) cutBatch {
+	for len(d.ready.pieces) == 0 {
 		if err := ctx.Err(); err != nil {
-			return nil, false, err
+			return cutBatch{err: err}
 		}
 		if d.eof {
 			if len(d.batch) == 0 {
-				return nil, true, nil
+				return cutBatch{eof: true}
 			}
-			d.flush(ctx)
+			d.flush()
 			continue
 		}
 		b, err := d.ch.Next()
 		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, false, err
+			return cutBatch{err: err}
 		}
 		d.eof = errors.Is(err, io.EOF)
 		if d.eof && !d.src.done {
 			// The chunker stops at any error; only a real EOF finishes
 			// the source file and fixes its metadata.
-			return nil, false, fmt.Errorf("read %s: stopped before its end", d.src.f.Name())
+			return cutBatch{err: fmt.Errorf("read %s: stopped before its end", d.src.f.Name())}
 		}
 		if len(b) > 0 {
 			d.add(b)
 		}
 		if d.newIn >= refineBatch || d.inBatch >= refineSpan || (d.refiner == nil && len(d.batch) > 1) {
-			d.flush(ctx)
+			d.flush()
 		}
 	}
-	q := d.queue
-	d.queue = nil
-	return q, false, nil
+	b := d.ready
+	d.ready = cutBatch{}
+	return b
 }
 
 // add turns the chunk b into a piece at the end of the batch.
@@ -324,11 +365,11 @@ func mergePiece(ps []Piece, p Piece) []Piece {
 	return append(ps, p)
 }
 
-// flush moves the batch to the queue: all of it but the last piece (which
-// the next chunk may still extend) unless the file is cut to its end,
-// refining the new bytes first. A refinement failure only costs bytes: the
-// pieces go as they are.
-func (d *fileDelta) flush(ctx context.Context) {
+// flush makes the batch ready for the refining stage: all of it but the
+// last piece (which the next chunk may still extend) unless the file is cut
+// to its end, to be refined if it holds new bytes. A refinement failure
+// only costs bytes: the pieces go as they are.
+func (d *fileDelta) flush() {
 	n := len(d.batch)
 	if !d.eof {
 		n--
@@ -336,15 +377,9 @@ func (d *fileDelta) flush(ctx context.Context) {
 	if n <= 0 {
 		return
 	}
-	ready := d.batch[:n]
-	if d.refiner != nil && d.newIn > 0 {
-		if refined, err := d.refine(ctx, ready); err == nil {
-			ready = refined
-		}
-	}
-	for _, p := range ready {
+	d.ready = cutBatch{pieces: slices.Clone(d.batch[:n]), at: d.batchAt, refine: d.refiner != nil && d.newIn > 0}
+	for _, p := range d.ready.pieces {
 		d.batchAt += p.Size()
-		d.queue = mergePiece(d.queue, p)
 	}
 	d.batch = append(d.batch[:0], d.batch[n:]...)
 	d.newIn, d.inBatch = 0, 0
@@ -357,11 +392,11 @@ func (d *fileDelta) flush(ctx context.Context) {
 }
 
 // refine asks the destination for the hashes of the base version's blocks
-// under the new bytes of ps (which start at d.batchAt in the result) and
+// under the new bytes of ps (which start at batchAt in the result) and
 // replaces each block it holds unchanged by a copy.
-func (d *fileDelta) refine(ctx context.Context, ps []Piece) ([]Piece, error) {
+func (d *fileDelta) refine(ctx context.Context, ps []Piece, batchAt int64) ([]Piece, error) {
 	var spans []Span
-	at := d.batchAt
+	at := batchAt
 	for _, p := range ps {
 		if p.Data != nil {
 			if sp, ok := alignedSpan(at, int64(len(p.Data)), d.base.Size); ok {
@@ -381,7 +416,7 @@ func (d *fileDelta) refine(ctx context.Context, ps []Piece) ([]Piece, error) {
 		return nil, fmt.Errorf("block sums: %d, asked for %d", len(sums), want)
 	}
 	var out []Piece
-	at = d.batchAt
+	at = batchAt
 	for _, p := range ps {
 		size := p.Size()
 		sp, ok := alignedSpan(at, size, d.base.Size)
