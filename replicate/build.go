@@ -263,6 +263,7 @@ func (b *build) copyRange(ctx context.Context, ref Ref, off, n int64) error {
 // data a crash could still lose) and renames it over the target.
 func (b *build) commit(meta FileMeta) error {
 	defer b.release()
+	b.d.manifests.touch()
 	if err := b.verify(meta); err != nil {
 		b.abort(false)
 		return err
@@ -285,9 +286,7 @@ func (b *build) commit(meta FileMeta) error {
 		return classify(err)
 	}
 	b.d.touched(path.Dir(b.target))
-	if b.whole {
-		b.d.manifests.written(b.target, b.n)
-	}
+	b.d.manifests.replaced(b.target, b.n, b.whole)
 	return nil
 }
 

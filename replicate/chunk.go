@@ -116,9 +116,10 @@ func chunkKey(b []byte) uint64 {
 const chunkReadSize = 1 << 20
 
 // newChunker returns a FastCDC chunker with parameters p over r, read
-// through a buffer of chunkReadSize.
-func newChunker(r io.Reader, p ChunkParams) (*chunkers.Chunker, error) {
-	c, err := chunkers.NewChunker(cdcAlgorithm, bufio.NewReaderSize(r, chunkReadSize), &chunkers.ChunkerOpts{MinSize: p.Min, NormalSize: p.Avg, MaxSize: p.Max})
+// through a buffer of readSize (chunkReadSize, or less for a throttled
+// source: its limiter is charged a read at a time).
+func newChunker(r io.Reader, p ChunkParams, readSize int) (*chunkers.Chunker, error) {
+	c, err := chunkers.NewChunker(cdcAlgorithm, bufio.NewReaderSize(r, readSize), &chunkers.ChunkerOpts{MinSize: p.Min, NormalSize: p.Avg, MaxSize: p.Max})
 	if err != nil {
 		return nil, fmt.Errorf("chunker: %w", err)
 	}
@@ -131,7 +132,7 @@ func cutChunks(ctx context.Context, r io.Reader, p ChunkParams, fn func(off int6
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	c, err := newChunker(r, p)
+	c, err := newChunker(r, p, chunkReadSize)
 	if err != nil {
 		return err
 	}

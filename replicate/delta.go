@@ -165,7 +165,11 @@ const (
 )
 
 func newFileDelta(src *sourceFile, cache *ChunkCache) (*fileDelta, error) {
-	ch, err := newChunker(src, cache.params)
+	readSize := chunkReadSize
+	if src.lim != nil {
+		readSize = min(readSize, src.lim.Burst())
+	}
+	ch, err := newChunker(src, cache.params, readSize)
 	if err != nil {
 		return nil, err
 	}

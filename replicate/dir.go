@@ -319,6 +319,8 @@ func (d *DirSink) Append(ctx context.Context, p string, at int64, c Content) (in
 	if info.Size() != at {
 		return 0, fmt.Errorf("append %s: expected %d bytes there, found %d: %w", p, at, info.Size(), ErrChanged)
 	}
+	d.manifests.touch()
+	defer d.manifests.replaced(p, 0, false)
 	n, err := copyCtx(ctx, f, c)
 	if err == nil {
 		err = f.Sync()
@@ -361,7 +363,9 @@ func (d *DirSink) Remove(ctx context.Context, p string) error {
 		return fmt.Errorf("remove %s: %w", p, err)
 	}
 	d.manifests.forget(p)
-	if err := d.root.RemoveAll(name); err != nil {
+	err = d.root.RemoveAll(name)
+	d.manifests.forget(p) // and what a chunking that was reading it kept meanwhile
+	if err != nil {
 		return fmt.Errorf("remove %s: %w", p, err)
 	}
 	d.dropPartials(p, "")

@@ -215,10 +215,13 @@ func (d *DirSink) readRange(ref Ref, off, n int64, buf *[]byte) ([]byte, error) 
 // commit verifies the digest, completes and fsyncs the journal, then
 // applies it.
 func (ip *inplace) commit(meta FileMeta) error {
+	ip.d.manifests.touch()
 	if err := ip.seal(meta); err != nil {
 		return err
 	}
-	if err := ip.d.replay(ip.jname); err != nil {
+	err := ip.d.replay(ip.jname)
+	ip.d.manifests.replaced(ip.target, ip.n, false)
+	if err != nil {
 		return fmt.Errorf("apply journal of %s: %w", ip.target, err)
 	}
 	return nil

@@ -2,11 +2,13 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,9 +108,23 @@ func (c *manifestCache) touch() {
 	}
 }
 
-// written queues p, just written whole, to be chunked.
+// replaced records that p changed (committed, patched in place, appended
+// to): what the cache held of it is dropped, and a file written whole of
+// size bytes is queued to be chunked.
+func (c *manifestCache) replaced(p string, size int64, whole bool) {
+	if c == nil {
+		return
+	}
+	c.forget(p)
+	if whole {
+		c.written(p, size)
+	}
+}
+
+// written queues p, just written whole, to be chunked, unless its list
+// could not be kept (too small to be patched, or over the cache's bound).
 func (c *manifestCache) written(p string, size int64) {
-	if c == nil || size < deltaMinSize {
+	if size < deltaMinSize || size/int64(DefaultChunkParams.Avg) > manifestCacheChunks {
 		return
 	}
 	c.mu.Lock()
@@ -154,7 +170,7 @@ func (c *manifestCache) put(p string, info fs.FileInfo, chunks []Chunk) {
 		c.chunks -= len(m.chunks)
 		delete(c.files, q)
 	}
-	c.files[p] = cachedManifest{id: versionOf(info), chunks: chunks}
+	c.files[p] = cachedManifest{id: versionOf(info), chunks: slices.Clip(chunks)}
 	c.chunks += len(chunks)
 }
 
@@ -196,7 +212,11 @@ func (c *manifestCache) run(ctx context.Context) {
 			}
 			continue
 		}
-		if err := c.compute(ctx, p); err != nil && ctx.Err() == nil {
+		err := c.compute(ctx, p)
+		switch {
+		case errors.Is(err, errSinkBusy):
+			c.requeue(p)
+		case err != nil && ctx.Err() == nil:
 			c.log.Debug("chunk list not cached", "path", p, "err", err)
 		}
 		if ctx.Err() != nil {
@@ -222,7 +242,27 @@ func (c *manifestCache) next() (p string, wait time.Duration, ok bool) {
 	return p, 0, true
 }
 
-// compute chunks p and caches its list, unless it changed meanwhile.
+// errSinkBusy: the sink wrote while a file was being chunked, which then
+// stops and waits for its turn again.
+var errSinkBusy = errors.New("the sink is writing")
+
+// requeue puts p back at the end of the queue, unless a write queued it
+// again meanwhile.
+func (c *manifestCache) requeue(p string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.queued[p] {
+		c.queued[p] = true
+		c.pending = append(c.pending, p)
+	}
+}
+
+// busyCheckEvery is how many chunks the background chunking cuts between
+// two looks at whether the sink is writing again (about 2 MiB).
+const busyCheckEvery = 256
+
+// compute chunks p and caches its list, unless it changed meanwhile. It
+// gives up with errSinkBusy as soon as the sink writes again.
 func (c *manifestCache) compute(ctx context.Context, p string) error {
 	f, err := c.root.Open(filepath.FromSlash(p))
 	if err != nil {
@@ -236,7 +276,17 @@ func (c *manifestCache) compute(ctx context.Context, p string) error {
 	if _, ok := c.get(p, before); ok {
 		return nil // a source asked first
 	}
-	chunks, err := manifestOf(ctx, io.NewSectionReader(f, 0, before.Size()), DefaultChunkParams, chunkKey)
+	if before.Size()/int64(DefaultChunkParams.Avg) > manifestCacheChunks {
+		return nil
+	}
+	var chunks []Chunk
+	err = cutChunks(ctx, io.NewSectionReader(f, 0, before.Size()), DefaultChunkParams, func(off int64, b []byte) error {
+		if len(chunks)%busyCheckEvery == 0 && time.Duration(time.Now().UnixNano()-c.lastUse.Load()) < manifestIdle {
+			return errSinkBusy
+		}
+		chunks = append(chunks, Chunk{Off: off, Len: len(b), Key: chunkKey(b)})
+		return nil
+	})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package replicate
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -128,5 +129,55 @@ func TestManifestCacheBound(t *testing.T) {
 	c.put("huge", info, make([]Chunk, manifestCacheChunks+1))
 	if _, ok := c.files["huge"]; ok {
 		t.Error("a list over the whole bound was cached")
+	}
+}
+
+// TestManifestCacheYieldsAndForgets: the background chunking gives way
+// when the sink writes, and is done once it is idle; a file changed any
+// other way than written whole (appended to here) is forgotten.
+func TestManifestCacheYieldsAndForgets(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cacheManifests(slog.New(slog.DiscardHandler))
+	defer d.Close()
+	data := make([]byte, 8<<20)
+	rand.NewChaCha8([32]byte{3}).Read(data)
+	// Written behind the sink's back: nothing queues it.
+	if err := os.WriteFile(filepath.Join(dir, "f"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.manifests.touch() // a transfer writing
+	if err := d.manifests.compute(ctx, "f"); !errors.Is(err, errSinkBusy) {
+		t.Fatalf("chunking while the sink writes: %v, want errSinkBusy", err)
+	}
+	if _, ok := d.manifests.get("f", info); ok {
+		t.Fatal("cached while the sink wrote")
+	}
+	d.manifests.written("f", info.Size())
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, ok := d.manifests.get("f", info); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not chunked within 10 s of the sink going idle")
+		}
+	}
+
+	if _, err := d.Append(ctx, "f", int64(len(data)), newBytesContent([]byte("tail"), 0o644, time.Now().Add(-time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	d.manifests.mu.Lock()
+	files, chunks := len(d.manifests.files), d.manifests.chunks
+	d.manifests.mu.Unlock()
+	if files != 0 || chunks != 0 {
+		t.Errorf("after an append the cache holds %d files, %d chunks; want the file's list dropped", files, chunks)
 	}
 }
