@@ -61,6 +61,7 @@ func benchSnapshot(ctx context.Context, o options, e *env, src string, log io.Wr
 						_, err = m.Full(ctx)
 						d = time.Since(start)
 					}
+					e.stopAgent(dst)
 				}
 			}
 			if err != nil {

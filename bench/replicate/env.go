@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,19 +41,40 @@ func (e *env) stop() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, c := range e.procs {
-		_ = c.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = c.Process.Kill()
-			<-done
-		}
+		stopProc(c)
 	}
 	e.procs = nil
 	for _, l := range e.proxies {
 		l.Close()
+	}
+}
+
+// stopProc stops c: SIGTERM, then SIGKILL after 5 s.
+func stopProc(c *exec.Cmd) {
+	_ = c.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = c.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = c.Process.Kill()
+		<-done
+	}
+}
+
+// stopAgent stops the agent started for dir before the run ends: a target
+// agent goes on working after a transfer (it chunks the files it was sent,
+// for the next round), which on this one machine would compete with the
+// next contender's timing, as it would not on a target host of its own.
+func (e *env) stopAgent(dir string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, c := range e.procs {
+		if slices.Contains(c.Args, dir) {
+			stopProc(c)
+			e.procs = slices.Delete(e.procs, i, i+1)
+			return
+		}
 	}
 }
 
