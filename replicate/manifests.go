@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -77,9 +76,7 @@ type fileVersion struct {
 
 func versionOf(info fs.FileInfo) fileVersion {
 	v := fileVersion{size: info.Size(), mtime: info.ModTime().UnixNano()}
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		v.ino, v.ctime = st.Ino, st.Ctim.Nano()
-	}
+	v.ino, v.ctime = inodeChange(info)
 	return v
 }
 
