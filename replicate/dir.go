@@ -362,9 +362,9 @@ func (d *DirSink) Remove(ctx context.Context, p string) error {
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", p, err)
 	}
-	d.manifests.forget(p)
+	d.manifests.removed(p)
 	err = d.root.RemoveAll(name)
-	d.manifests.forget(p) // and what a chunking that was reading it kept meanwhile
+	d.manifests.removed(p) // and what a chunking that was reading it kept meanwhile
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", p, err)
 	}

@@ -107,32 +107,26 @@ func (c *manifestCache) touch() {
 
 // replaced records that p changed (committed, patched in place, appended
 // to): what the cache held of it is dropped, and a file written whole of
-// size bytes is queued to be chunked.
+// size bytes is queued to be chunked, unless its list could not be kept
+// (too small to be patched, or over the cache's bound). It runs at every
+// commit, so it touches p's entry alone, not the whole map (see removed).
 func (c *manifestCache) replaced(p string, size int64, whole bool) {
 	if c == nil {
 		return
 	}
-	c.forget(p)
-	if whole {
-		c.written(p, size)
-	}
-}
-
-// written queues p, just written whole, to be chunked, unless its list
-// could not be kept (too small to be patched, or over the cache's bound).
-func (c *manifestCache) written(p string, size int64) {
-	if size < deltaMinSize || size/int64(DefaultChunkParams.Avg) > manifestCacheChunks {
-		return
-	}
+	queue := whole && size >= deltaMinSize && size/int64(DefaultChunkParams.Avg) <= manifestCacheChunks
 	c.mu.Lock()
-	if !c.queued[p] && len(c.pending) < manifestQueue {
+	c.drop(p)
+	if queue && !c.queued[p] && len(c.pending) < manifestQueue {
 		c.queued[p] = true
 		c.pending = append(c.pending, p)
 	}
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if queue {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -156,34 +150,37 @@ func (c *manifestCache) put(p string, info fs.FileInfo, chunks []Chunk) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.files[p]; ok {
-		c.chunks -= len(old.chunks)
-		delete(c.files, p)
-	}
-	for q, m := range c.files {
+	c.drop(p)
+	for q := range c.files {
 		if c.chunks+len(chunks) <= manifestCacheChunks {
 			break
 		}
-		c.chunks -= len(m.chunks)
-		delete(c.files, q)
+		c.drop(q)
 	}
 	c.files[p] = cachedManifest{id: versionOf(info), chunks: slices.Clip(chunks)}
 	c.chunks += len(chunks)
 }
 
-// forget drops what the cache holds of p and, p being a directory, of
-// the files under it (removed).
-func (c *manifestCache) forget(p string) {
+// removed drops what the cache holds of p and, p being a directory, of
+// the files under it.
+func (c *manifestCache) removed(p string) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for q, m := range c.files {
+	for q := range c.files {
 		if q == p || strings.HasPrefix(q, p+"/") {
-			c.chunks -= len(m.chunks)
-			delete(c.files, q)
+			c.drop(q)
 		}
+	}
+}
+
+// drop removes p's entry; c.mu is held.
+func (c *manifestCache) drop(p string) {
+	if m, ok := c.files[p]; ok {
+		c.chunks -= len(m.chunks)
+		delete(c.files, p)
 	}
 }
 

@@ -20,13 +20,7 @@ import (
 // functions are cut from the file as before.
 func TestTargetCachesManifests(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	d, err := OpenDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.cacheManifests(slog.New(slog.DiscardHandler))
-	defer d.Close()
+	dir, d := cachingSink(t)
 
 	data := make([]byte, 1<<20)
 	rand.NewChaCha8([32]byte{1}).Read(data)
@@ -137,13 +131,7 @@ func TestManifestCacheBound(t *testing.T) {
 // other way than written whole (appended to here) is forgotten.
 func TestManifestCacheYieldsAndForgets(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	d, err := OpenDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.cacheManifests(slog.New(slog.DiscardHandler))
-	defer d.Close()
+	dir, d := cachingSink(t)
 	data := make([]byte, 8<<20)
 	rand.NewChaCha8([32]byte{3}).Read(data)
 	// Written behind the sink's back: nothing queues it.
@@ -161,7 +149,7 @@ func TestManifestCacheYieldsAndForgets(t *testing.T) {
 	if _, ok := d.manifests.get("f", info); ok {
 		t.Fatal("cached while the sink wrote")
 	}
-	d.manifests.written("f", info.Size())
+	d.manifests.replaced("f", info.Size(), true)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if _, ok := d.manifests.get("f", info); ok {
 			break
@@ -180,4 +168,18 @@ func TestManifestCacheYieldsAndForgets(t *testing.T) {
 	if files != 0 || chunks != 0 {
 		t.Errorf("after an append the cache holds %d files, %d chunks; want the file's list dropped", files, chunks)
 	}
+}
+
+// cachingSink is a DirSink over a new directory that caches manifests, as a
+// target agent's does, closed when the test ends.
+func cachingSink(t *testing.T) (string, *DirSink) {
+	t.Helper()
+	dir := t.TempDir()
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cacheManifests(slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { d.Close() })
+	return dir, d
 }
