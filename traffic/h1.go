@@ -216,10 +216,14 @@ func newH1Conn(s *h1Server, c net.Conn) *h1Conn {
 	if host, _, err := net.SplitHostPort(ip); err == nil {
 		ip = host
 	}
+	var rw io.ReadWriter = c
+	if rio := newRawIO(c); rio != nil {
+		rw = rio
+	}
 	hc := &h1Conn{
 		s: s, p: s.p, conn: c, clientIP: ip,
-		br: bufio.NewReaderSize(c, h1ReadBuffer),
-		bw: bufio.NewWriterSize(newProgressWriter(c, s.p.cfg.ClientTimeout), h1WriteBuffer),
+		br: bufio.NewReaderSize(rw, h1ReadBuffer),
+		bw: bufio.NewWriterSize(newProgressWriter(c, rw, s.p.cfg.ClientTimeout), h1WriteBuffer),
 	}
 	hc.watch, hc.try, hc.left = hc.watchClient, hc.attempt, hc.gone.Load
 	if tc, ok := c.(*net.TCPConn); ok {
@@ -246,15 +250,16 @@ func bodyBuffered() bool { return true }
 // out having sent some bytes renews it and goes on. Both paths write
 // through one.
 type progressWriter struct {
-	conn    net.Conn
+	conn    net.Conn  // whose deadline is set
+	w       io.Writer // conn, or what writes to it
 	timeout time.Duration
 	// renew is when the deadline is next moved, in Unix nanoseconds; 0 when
 	// someone else (net/http) has set or cleared the deadline since.
 	renew atomic.Int64
 }
 
-func newProgressWriter(c net.Conn, timeout time.Duration) *progressWriter {
-	return &progressWriter{conn: c, timeout: timeout}
+func newProgressWriter(c net.Conn, w io.Writer, timeout time.Duration) *progressWriter {
+	return &progressWriter{conn: c, w: w, timeout: timeout}
 }
 
 func (w *progressWriter) Write(b []byte) (int, error) {
@@ -264,7 +269,7 @@ func (w *progressWriter) Write(b []byte) (int, error) {
 			_ = w.conn.SetWriteDeadline(now.Add(w.timeout))
 			w.renew.Store(now.Add(w.timeout / 8).UnixNano())
 		}
-		n, err := w.conn.Write(b[written:])
+		n, err := w.w.Write(b[written:])
 		written += n
 		if err != nil && n > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 			w.renew.Store(0) // the client took bytes: it has another timeout
@@ -453,7 +458,7 @@ func peekHead(br *bufio.Reader, wait func()) ([]byte, error) {
 func (c *h1Conn) handOff() bool {
 	_ = c.conn.SetReadDeadline(time.Time{})
 	c.p.stats.handoffs.Add(1)
-	return c.s.handoff.push(&handedConn{Conn: c.conn, r: c.br, w: newProgressWriter(c.conn, c.p.cfg.ClientTimeout)})
+	return c.s.handoff.push(&handedConn{Conn: c.conn, r: c.br, w: newProgressWriter(c.conn, c.conn, c.p.cfg.ClientTimeout)})
 }
 
 // exchange forwards the request read and answers the client. It reports

@@ -663,7 +663,7 @@ func TestClientTimeout(t *testing.T) {
 func TestProgressWriter(t *testing.T) {
 	client, proxy := net.Pipe()
 	defer client.Close()
-	w := newProgressWriter(proxy, 200*time.Millisecond)
+	w := newProgressWriter(proxy, proxy, 200*time.Millisecond)
 	data := bytes.Repeat([]byte("x"), 16<<10)
 	read := make(chan int)
 	go func() {

@@ -228,6 +228,8 @@ type h1Backend struct {
 	// out is the request being written: a field, so that writing it
 	// allocates nothing.
 	out net.Buffers
+	// rio reads and writes a plain TCP connection (on Linux).
+	rio *rawIO
 	// cutOff: cut was called; a deadline set since must not undo it.
 	cutOff atomic.Bool
 
@@ -241,7 +243,12 @@ type h1Backend struct {
 }
 
 func newH1Backend(c net.Conn, p *h1Pool) *h1Backend {
-	b := &h1Backend{conn: c, br: bufio.NewReaderSize(c, h1RespBuffer), pool: p}
+	b := &h1Backend{conn: c, pool: p, rio: newRawIO(c)}
+	if b.rio != nil {
+		b.br = bufio.NewReaderSize(b.rio, h1RespBuffer)
+	} else {
+		b.br = bufio.NewReaderSize(c, h1RespBuffer)
+	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
 			b.raw, b.sendStep = raw, b.step
@@ -311,7 +318,7 @@ const h1WaitFirst = 50 * time.Millisecond
 // connection, as for any stale one.
 func (b *h1Backend) send(wait time.Duration) error {
 	if b.raw == nil || b.br.Buffered() > 0 {
-		n, err := b.out.WriteTo(b.conn)
+		n, err := b.writeOut()
 		b.wrote = n
 		return err
 	}
@@ -323,7 +330,7 @@ func (b *h1Backend) send(wait time.Duration) error {
 		// The bound had passed when RawRead looked at the deadline, which
 		// it does before calling back (the goroutine was not run for that
 		// long): nothing was written.
-		n, err := b.out.WriteTo(b.conn)
+		n, err := b.writeOut()
 		b.wrote = n
 		return err
 	}
@@ -344,9 +351,17 @@ func (b *h1Backend) step(uintptr) bool {
 		return true
 	}
 	b.sent = true
-	n, err := b.out.WriteTo(b.conn)
+	n, err := b.writeOut()
 	b.wrote, b.sendErr = n, err
 	return err != nil
+}
+
+// writeOut writes b.out.
+func (b *h1Backend) writeOut() (int64, error) {
+	if b.rio != nil {
+		return b.rio.WriteBuffers(&b.out)
+	}
+	return b.out.WriteTo(b.conn)
 }
 
 // setReadDeadline sets the read deadline, unless the connection was cut: a
