@@ -3,7 +3,9 @@
 # through Phoenix's HTTP proxy, one backend behind both, wrk through each in
 # ABBA order (HAProxy then Phoenix in odd rounds, the other way in even
 # ones). CPU is read from /proc/PID/stat around each wrk run, wrk's own
-# from /usr/bin/time. Run from the repository root (needs wrk, haproxy):
+# from /usr/bin/time. HAProxy adds the X-Forwarded-* headers Phoenix adds, so
+# that the backend gets the same requests from both. Run from the repository
+# root (needs wrk, haproxy):
 #   bash bench/traffic/cpu.sh [ROUNDS] [DURATION]
 # ROUNDS defaults to 6, DURATION (wrk's -d) to 4s.
 set -euo pipefail
@@ -51,6 +53,9 @@ defaults
   timeout server 30s
 frontend fe
   bind 127.0.0.1:$port
+  option forwardfor
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header X-Forwarded-Proto http
   default_backend be
 backend be
   server b $backend check inter 200ms fall 3 rise 2
