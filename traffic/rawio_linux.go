@@ -1,3 +1,5 @@
+//go:build linux && !race
+
 package traffic
 
 import (
@@ -27,6 +29,16 @@ import (
 // Not safe for concurrent reads, nor for concurrent writes (one of each at
 // a time is): the state of the call in progress is kept here so that
 // nothing is allocated per call.
+//
+// A raw call cannot be preempted: a large write (a request body of up to
+// Config.MaxRetryBody into large socket buffers) holds its processor, and
+// delays a stop of the world, for as long as the kernel takes to copy it,
+// tens of microseconds. It never waits: the sockets are non-blocking.
+//
+// Not built with the race detector (see rawio_other.go), which learns from
+// syscall.Read and Write, not from raw calls, that a write to a socket
+// happens before the read of it, and would report races that are not.
+
 type rawIO struct {
 	rc   syscall.RawConn
 	conn net.Conn // for the addresses in errors
@@ -73,7 +85,7 @@ func (r *rawIO) Read(b []byte) (int, error) {
 	r.rbuf, r.rerr = nil, nil
 	switch {
 	case err != nil:
-		return 0, err
+		return 0, renameOp(err, "read")
 	case rerr != nil:
 		return 0, rerr
 	case n == 0:
@@ -109,9 +121,9 @@ func (r *rawIO) Write(b []byte) (int, error) {
 	n, werr := int(r.wn), r.werr
 	r.wbuf, r.werr = nil, nil
 	if err == nil {
-		err = werr
+		return n, werr
 	}
-	return n, err
+	return n, renameOp(err, "write")
 }
 
 func (r *rawIO) writeSome(fd uintptr) bool {
@@ -120,6 +132,10 @@ func (r *rawIO) writeSome(fd uintptr) bool {
 		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 		switch errno {
 		case 0:
+			if n == 0 {
+				r.werr = io.ErrUnexpectedEOF // as internal/poll says of a write of nothing
+				return true
+			}
 			r.wn += int64(n)
 			if int(r.wn) == len(r.wbuf) {
 				return true
@@ -146,9 +162,9 @@ func (r *rawIO) WriteBuffers(bufs *net.Buffers) (int64, error) {
 	n, werr := r.wn, r.werr
 	r.wbufs, r.werr = nil, nil
 	if err == nil {
-		err = werr
+		return n, werr
 	}
-	return n, err
+	return n, renameOp(err, "writev")
 }
 
 func (r *rawIO) writevSome(fd uintptr) bool {
@@ -171,6 +187,10 @@ func (r *rawIO) writevSome(fd uintptr) bool {
 		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
 		switch errno {
 		case 0:
+			if n == 0 {
+				r.werr = io.ErrUnexpectedEOF
+				return true
+			}
 			r.wn += int64(n)
 			consume(r.wbufs, int(n))
 			continue
@@ -193,6 +213,17 @@ func consume(bufs *net.Buffers, n int) {
 	if len(*bufs) > 0 {
 		(*bufs)[0] = (*bufs)[0][n:]
 	}
+}
+
+// renameOp names the operation of a poller's error (a deadline passed, the
+// connection closed) as net.Conn's calls name it, "read" rather than
+// RawConn's "raw-read": net/http, once a connection is handed to it, tells
+// a common end of a connection by that name.
+func renameOp(err error, op string) error {
+	if oe, ok := err.(*net.OpError); ok {
+		oe.Op = op
+	}
+	return err
 }
 
 // opError wraps errno as net.Conn's Read and Write wrap theirs, so that

@@ -1,3 +1,5 @@
+//go:build linux && !race
+
 package traffic
 
 import (
@@ -155,11 +157,15 @@ func TestRawIOEnds(t *testing.T) {
 		ra := mustRawIO(t, a)
 		_ = a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		start := time.Now()
-		if _, err := ra.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		_, err := ra.Read(make([]byte, 10))
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("Read past the deadline = %v; want os.ErrDeadlineExceeded", err)
 		}
 		if d := time.Since(start); d < 40*time.Millisecond {
 			t.Errorf("Read returned after %v, before its deadline", d)
+		}
+		if op := opOf(err); op != "read" {
+			t.Errorf("the error's operation is %q, want %q as net.Conn's Read says (net/http reads it)", op, "read")
 		}
 	})
 	t.Run("write deadline", func(t *testing.T) {
@@ -172,6 +178,9 @@ func TestRawIOEnds(t *testing.T) {
 		}
 		if n <= 0 || n >= 8<<20 {
 			t.Errorf("Write reported %d bytes written; want what the buffers took, more than 0 and less than all", n)
+		}
+		if op := opOf(err); op != "write" {
+			t.Errorf("the error's operation is %q, want %q", op, "write")
 		}
 	})
 	t.Run("closed while reading", func(t *testing.T) {
@@ -193,6 +202,15 @@ func TestRawIOEnds(t *testing.T) {
 			t.Fatal("Read did not return when its connection was closed")
 		}
 	})
+}
+
+// opOf is the operation a *net.OpError in err names.
+func opOf(err error) string {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Op
+	}
+	return ""
 }
 
 // TestRawIOAllocates: a read, a write and a writev allocate nothing.
