@@ -13,39 +13,6 @@ import (
 	"time"
 )
 
-// connPair returns the two ends of a loopback TCP connection, with small
-// socket buffers if asked (a few KiB fill them).
-func connPair(t *testing.T, small bool) (a, b *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := <-accepted
-	if s == nil {
-		t.Fatal("accept failed")
-	}
-	a, b = c.(*net.TCPConn), s.(*net.TCPConn)
-	for _, c := range []*net.TCPConn{a, b} {
-		if small {
-			_ = c.SetReadBuffer(8 << 10)
-			_ = c.SetWriteBuffer(8 << 10)
-		}
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
-
 func mustRawIO(t *testing.T, c net.Conn) *rawIO {
 	t.Helper()
 	r := newRawIO(c)

@@ -164,60 +164,103 @@ func TestOnConnection(t *testing.T) {
 	}
 }
 
-// TestCopyAdaptive: small messages, then a bulk transfer (which switches
-// the copy to splice), then the end of the stream, all arrive intact and
-// in order between real TCP sockets.
-func TestCopyAdaptive(t *testing.T) {
-	pair := func() (a, b net.Conn) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		accepted := make(chan net.Conn, 1)
-		go func() {
-			c, _ := ln.Accept()
-			accepted <- c
-		}()
-		a, err = net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		b = <-accepted
-		t.Cleanup(func() { a.Close(); b.Close() })
-		return a, b
-	}
-	srcW, src := pair() // the test writes srcW; copyAdaptive reads src
-	dst, dstR := pair() // copyAdaptive writes dst; the test reads dstR
-
-	var want bytes.Buffer
-	for i := range 3 {
-		want.WriteString(fmt.Sprintf("message %d\n", i))
-	}
-	bulk := bytes.Repeat([]byte("0123456789abcdef"), (4<<20)/16)
-	want.Write(bulk)
-	go func() {
-		for i := range 3 {
-			fmt.Fprintf(srcW, "message %d\n", i)
-			time.Sleep(10 * time.Millisecond) // separate reads
-		}
-		srcW.Write(bulk)
-		srcW.Close()
-	}()
-	copied := make(chan error, 1)
-	go func() {
-		err := copyAdaptive(dst, src)
-		dst.(*net.TCPConn).CloseWrite()
-		copied <- err
-	}()
-	got, err := io.ReadAll(dstR)
+// connPair returns the two ends of a loopback TCP connection, with small
+// socket buffers if asked (a few KiB fill them).
+func connPair(t *testing.T, small bool) (a, b *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	a, b = c.(*net.TCPConn), s.(*net.TCPConn)
+	for _, c := range []*net.TCPConn{a, b} {
+		if small {
+			_ = c.SetReadBuffer(8 << 10)
+			_ = c.SetWriteBuffer(8 << 10)
+		}
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// TestCopyAdaptive: small messages one at a time, then rounds of bursts
+// (each burst's messages coming while the copy writes the first ones), then
+// a bulk transfer (which switches the copy to splice), then the end of the
+// stream, all arrive intact and in order between real TCP sockets. Each
+// burst must arrive whole before the next is sent: a readiness lost while
+// the copy writes would leave the end of a burst unread, for nothing more
+// comes to wake the copy, and the round's deadline would pass.
+func TestCopyAdaptive(t *testing.T) {
+	srcW, src := connPair(t, false) // the test writes srcW; copyAdaptive reads src
+	dst, dstR := connPair(t, false) // copyAdaptive writes dst; the test reads dstR
+	copied := make(chan error, 1)
+	go func() {
+		err := copyAdaptive(dst, src)
+		dst.CloseWrite()
+		copied <- err
+	}()
+	expect := func(want []byte, what string) {
+		t.Helper()
+		got := make([]byte, len(want))
+		_ = dstR.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := io.ReadFull(dstR, got); err != nil {
+			t.Fatalf("%s: %d of %d bytes arrived, then %v", what, n, len(want), err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: %q arrived, want %q", what, clip(got), clip(want))
+		}
+	}
+	for i := range 3 {
+		msg := fmt.Sprintf("message %d\n", i)
+		if _, err := io.WriteString(srcW, msg); err != nil {
+			t.Fatal(err)
+		}
+		expect([]byte(msg), "a message")
+	}
+	for round := range 300 {
+		var burst bytes.Buffer
+		sent := make(chan error, 1)
+		go func() {
+			for i := range 20 {
+				msg := fmt.Sprintf("round %d message %d\n", round, i)
+				burst.WriteString(msg)
+				if _, err := io.WriteString(srcW, msg); err != nil { // a write each
+					sent <- err
+					return
+				}
+			}
+			sent <- nil
+		}()
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+		expect(burst.Bytes(), fmt.Sprintf("burst %d", round))
+	}
+	bulk := bytes.Repeat([]byte("0123456789abcdef"), (4<<20)/16)
+	go func() {
+		srcW.Write(bulk)
+		srcW.Close()
+	}()
+	expect(bulk, "the bulk transfer")
+	_ = dstR.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := dstR.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after the bulk transfer: %d bytes, %v; want the end of the stream", n, err)
+	}
 	if err := <-copied; err != nil {
 		t.Fatalf("copyAdaptive: %v", err)
-	}
-	if !bytes.Equal(got, want.Bytes()) {
-		t.Fatalf("received %d bytes, want %d, or not the same", len(got), want.Len())
 	}
 }
