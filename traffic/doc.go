@@ -22,8 +22,10 @@
 // request is written to its backend, and an answer to its client, from a
 // RawConn.Read callback that then waits for the reply without first reading
 // nothing (h1Backend.send, h1Conn.flushWait; the wait is bounded, for what
-// came before it). A
-// connection whose request the fast path declines (HTTP/1.0, upgrades,
+// came before it). On Linux its reads and writes, and the TCP proxy's, are
+// raw system calls made inside RawConn callbacks (rawIO), which the
+// runtime's monitor does not take for blocking calls whose processor it
+// must hand over. A connection whose request the fast path declines (HTTP/1.0, upgrades,
 // Expect, chunked or large request bodies, anything unusual) is handed, with
 // what was read of it, to net/http and httputil.ReverseProxy for the rest of
 // its life. Both share dispatch: routing, holding, retries, draining and

@@ -111,53 +111,6 @@ func (r *rawIO) readOnce(fd uintptr) bool {
 	}
 }
 
-// pump reads the connection into buf and writes what it reads to w, until
-// the end of the stream (nil), an error, or a read that fills buf (bulk:
-// the caller goes on with a copy made for bulk).
-//
-// It is one RawConn.Read, whose callback reads, writes and asks to wait
-// again: after a read that did not fill buf the socket is drained, and the
-// next read is made when the poller says there is something to read, not
-// first (a read that finds nothing, per message each way, is what a loop of
-// Read and Write costs more). Nothing is lost to that wait: the poller
-// clears a readiness only as a RawConn.Read begins, never between its
-// callback's calls, so data that comes while the callback writes wakes the
-// wait at once.
-func (r *rawIO) pump(w io.Writer, buf []byte) (bulk bool, err error) {
-	var perr error
-	err = r.rc.Read(func(fd uintptr) bool {
-		for {
-			n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-			switch errno {
-			case 0:
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			default:
-				perr = r.opError("read", errno)
-				return true
-			}
-			if n == 0 {
-				return true // the end of the stream
-			}
-			if _, err := w.Write(buf[:n]); err != nil {
-				perr = err
-				return true
-			}
-			if int(n) == len(buf) {
-				bulk = true
-				return true
-			}
-			return false
-		}
-	})
-	if err != nil {
-		return false, renameOp(err, "read")
-	}
-	return bulk, perr
-}
-
 // Write writes all of b, as net.Conn's Write does.
 func (r *rawIO) Write(b []byte) (int, error) {
 	if len(b) == 0 {

@@ -2,10 +2,7 @@
 
 package traffic
 
-import (
-	"io"
-	"net"
-)
+import "net"
 
 // rawIO is Linux's only, and not built with the race detector (see
 // rawio_linux.go): here the fast path reads and writes through net.Conn.
@@ -15,5 +12,4 @@ func newRawIO(net.Conn) *rawIO { return nil }
 
 func (*rawIO) Read([]byte) (int, error)                 { panic("traffic: rawIO is not built here") }
 func (*rawIO) Write([]byte) (int, error)                { panic("traffic: rawIO is not built here") }
-func (*rawIO) pump(io.Writer, []byte) (bool, error)     { panic("traffic: rawIO is not built here") }
 func (*rawIO) WriteBuffers(*net.Buffers) (int64, error) { panic("traffic: rawIO is not built here") }

@@ -155,23 +155,23 @@ func oneWay(dst, src net.Conn, cut func()) {
 }
 
 // copyAdaptive copies src to dst until src's end, as io.Copy does, first
-// through a buffer of tcpChunk bytes (on Linux by rawIO.pump, which reads only
-// when there is something to read), then, after a read filled it, by
-// io.Copy (splice(2) between TCP sockets).
+// through a buffer of tcpChunk bytes (with raw calls where it can, see
+// rawIO), then, after a read filled it, by io.Copy (splice(2) between TCP
+// sockets).
 func copyAdaptive(dst, src net.Conn) error {
-	buf := make([]byte, tcpChunk)
-	if r, w := newRawIO(src), newRawIO(dst); r != nil && w != nil {
-		bulk, err := r.pump(w, buf)
-		if err != nil || !bulk {
-			return err
-		}
-		_, err = io.Copy(dst, src)
-		return err
+	var r io.Reader = src
+	if rio := newRawIO(src); rio != nil {
+		r = rio
 	}
+	var w io.Writer = dst
+	if wio := newRawIO(dst); wio != nil {
+		w = wio
+	}
+	buf := make([]byte, tcpChunk)
 	for {
-		n, err := src.Read(buf)
+		n, err := r.Read(buf)
 		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
 		}

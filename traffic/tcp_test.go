@@ -3,6 +3,7 @@ package traffic
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -263,4 +264,106 @@ func TestCopyAdaptive(t *testing.T) {
 	if err := <-copied; err != nil {
 		t.Fatalf("copyAdaptive: %v", err)
 	}
+}
+
+// TestCopyAdaptiveEnds: the end of a stream is passed on when it came with
+// the last data (one read takes both, and no readiness follows), whether
+// before the copy began or while it waited; urgent data (a read stops at
+// its mark) does not hold back what follows it; and closing both
+// connections, as pipe's cut does, returns while the copy waits for a
+// destination that reads nothing. Each failed on a copy that, after a
+// short read, waited for readiness instead of reading until EAGAIN, with
+// its write inside the read (found in review).
+func TestCopyAdaptiveEnds(t *testing.T) {
+	copyAll := func(dst, src *net.TCPConn) {
+		go func() {
+			_ = copyAdaptive(dst, src)
+			dst.CloseWrite()
+		}()
+	}
+	readAll := func(t *testing.T, c *net.TCPConn, want string) {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != want {
+			t.Fatalf("received %q, %v; want %q and the end of the stream", got, err, want)
+		}
+	}
+	t.Run("data and end before the copy", func(t *testing.T) {
+		srcW, src := connPair(t, false)
+		dst, dstR := connPair(t, false)
+		if _, err := srcW.Write([]byte("request")); err != nil {
+			t.Fatal(err)
+		}
+		srcW.CloseWrite()
+		time.Sleep(50 * time.Millisecond) // both queued at src
+		copyAll(dst, src)
+		readAll(t, dstR, "request")
+	})
+	t.Run("data and end while the copy waits", func(t *testing.T) {
+		for range 20 {
+			srcW, src := connPair(t, false)
+			dst, dstR := connPair(t, false)
+			copyAll(dst, src)
+			time.Sleep(5 * time.Millisecond)
+			if _, err := srcW.Write([]byte("request")); err != nil {
+				t.Fatal(err)
+			}
+			srcW.CloseWrite()
+			readAll(t, dstR, "request")
+		}
+	})
+	t.Run("urgent data", func(t *testing.T) {
+		srcW, src := connPair(t, false)
+		dst, dstR := connPair(t, false)
+		rc, err := srcW.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var werr error
+		_ = rc.Write(func(fd uintptr) bool {
+			_, werr = syscall.Write(int(fd), []byte("abc"))
+			werr = errors.Join(werr, syscall.Sendto(int(fd), []byte("X"), syscall.MSG_OOB, nil))
+			_, err := syscall.Write(int(fd), []byte("def"))
+			werr = errors.Join(werr, err)
+			return true
+		})
+		if werr != nil {
+			t.Fatal(werr)
+		}
+		time.Sleep(50 * time.Millisecond)
+		copyAll(dst, src)
+		got := make([]byte, 6)
+		_ = dstR.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := io.ReadFull(dstR, got); err != nil {
+			t.Fatalf("received %q, then %v; want abcdef (the urgent byte is not in the stream)", got[:n], err)
+		}
+		if string(got) != "abcdef" {
+			t.Fatalf("received %q, want abcdef", got)
+		}
+	})
+	t.Run("cut while the destination stalls", func(t *testing.T) {
+		clientW, client := connPair(t, true)
+		backend, _ := connPair(t, true) // nobody reads the backend
+		go func() { _ = copyAdaptive(backend, client) }()
+		msg := make([]byte, 2000) // less than a read takes: read by read, not spliced
+		for range 200 { // until the buffers are full
+			_ = clientW.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+			if _, err := clientW.Write(msg); err != nil {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		closed := make(chan struct{})
+		go func() {
+			client.Close() // as pipe's cut
+			backend.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("closing the connections blocked while the copy waited for the destination")
+		}
+	})
 }
