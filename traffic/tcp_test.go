@@ -347,7 +347,7 @@ func TestCopyAdaptiveEnds(t *testing.T) {
 		backend, _ := connPair(t, true) // nobody reads the backend
 		go func() { _ = copyAdaptive(backend, client) }()
 		msg := make([]byte, 2000) // less than a read takes: read by read, not spliced
-		for range 200 { // until the buffers are full
+		for range 200 {           // until the buffers are full
 			_ = clientW.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 			if _, err := clientW.Write(msg); err != nil {
 				break
