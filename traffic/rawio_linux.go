@@ -38,7 +38,6 @@ import (
 // Not built with the race detector (see rawio_other.go), which learns from
 // syscall.Read and Write, not from raw calls, that a write to a socket
 // happens before the read of it, and would report races that are not.
-
 type rawIO struct {
 	rc   syscall.RawConn
 	conn net.Conn // for the addresses in errors
@@ -48,13 +47,14 @@ type rawIO struct {
 	rerr error
 	read func(uintptr) bool
 
-	wbuf  []byte
-	wbufs *net.Buffers
-	wn    int64
-	werr  error
-	write func(uintptr) bool
-	// writev is write for wbufs
-	writev func(uintptr) bool
+	// A Write is written as buffers of one: one and single hold it.
+	one    [1][]byte
+	single net.Buffers
+	wbufs  *net.Buffers
+	wop    string // "write" or "writev", for errors
+	wn     int64
+	werr   error
+	write  func(uintptr) bool
 }
 
 // newRawIO returns the raw reader and writer of c, or nil if c is not a
@@ -69,7 +69,7 @@ func newRawIO(c net.Conn) *rawIO {
 		return nil
 	}
 	r := &rawIO{rc: rc, conn: c}
-	r.read, r.write, r.writev = r.readOnce, r.writeSome, r.writevSome
+	r.read, r.write = r.readOnce, r.writeSome
 	return r
 }
 
@@ -116,39 +116,11 @@ func (r *rawIO) Write(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	r.wbuf, r.wn, r.werr = b, 0, nil
-	err := r.rc.Write(r.write)
-	n, werr := int(r.wn), r.werr
-	r.wbuf, r.werr = nil, nil
-	if err == nil {
-		return n, werr
-	}
-	return n, renameOp(err, "write")
-}
-
-func (r *rawIO) writeSome(fd uintptr) bool {
-	for {
-		b := r.wbuf[r.wn:]
-		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-		switch errno {
-		case 0:
-			if n == 0 {
-				r.werr = io.ErrUnexpectedEOF // as internal/poll says of a write of nothing
-				return true
-			}
-			r.wn += int64(n)
-			if int(r.wn) == len(r.wbuf) {
-				return true
-			}
-			continue
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		}
-		r.werr = r.opError("write", errno)
-		return true
-	}
+	r.one[0] = b
+	r.single = r.one[:]
+	n, err := r.writeBuffers(&r.single, "write")
+	r.one[0], r.single = nil, nil
+	return int(n), err
 }
 
 // rawIOVecs is how many buffers one writev takes: a request's head and body.
@@ -157,17 +129,23 @@ const rawIOVecs = 2
 // WriteBuffers writes the buffers in bufs, as net.Buffers' WriteTo does on
 // a TCP connection (a writev), consuming them.
 func (r *rawIO) WriteBuffers(bufs *net.Buffers) (int64, error) {
-	r.wbufs, r.wn, r.werr = bufs, 0, nil
-	err := r.rc.Write(r.writev)
+	return r.writeBuffers(bufs, "writev")
+}
+
+func (r *rawIO) writeBuffers(bufs *net.Buffers, op string) (int64, error) {
+	r.wbufs, r.wop, r.wn, r.werr = bufs, op, 0, nil
+	err := r.rc.Write(r.write)
 	n, werr := r.wn, r.werr
 	r.wbufs, r.werr = nil, nil
 	if err == nil {
 		return n, werr
 	}
-	return n, renameOp(err, "writev")
+	return n, renameOp(err, op)
 }
 
-func (r *rawIO) writevSome(fd uintptr) bool {
+// writeSome is writeBuffers' callback: it writes until wbufs are consumed
+// (a write(2) for one buffer, a writev(2) for more) or the socket is full.
+func (r *rawIO) writeSome(fd uintptr) bool {
 	for {
 		var iov [rawIOVecs]syscall.Iovec
 		k := 0
@@ -181,14 +159,20 @@ func (r *rawIO) writevSome(fd uintptr) bool {
 				k++
 			}
 		}
-		if k == 0 {
+		var n uintptr
+		var errno syscall.Errno
+		switch k {
+		case 0:
 			return true
+		case 1:
+			n, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(iov[0].Base)), uintptr(iov[0].Len))
+		default:
+			n, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
 		}
-		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
 		switch errno {
 		case 0:
 			if n == 0 {
-				r.werr = io.ErrUnexpectedEOF
+				r.werr = io.ErrUnexpectedEOF // as internal/poll says of a write of nothing
 				return true
 			}
 			r.wn += int64(n)
@@ -199,7 +183,7 @@ func (r *rawIO) writevSome(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false
 		}
-		r.werr = r.opError("writev", errno)
+		r.werr = r.opError(r.wop, errno)
 		return true
 	}
 }
