@@ -36,23 +36,10 @@ build() { # rev out
 build "$a_rev" "$tmp/a" "$tmp/wt-a"
 build "$b_rev" "$tmp/b" "$tmp/wt-b"
 
-start() { # var out-file cmd...: starts a process, sets var to its ADDR line
-  local var=$1 out=$2; shift 2
-  "$@" >"$out" 2>/dev/null &
-  pids+=($!) # not in a subshell: the cleanup must see it
-  for _ in $(seq 100); do
-    if grep -q '^ADDR ' "$out" 2>/dev/null; then
-      printf -v "$var" '%s' "$(sed -n 's/^ADDR //p' "$out" | head -1)"
-      return
-    fi
-    sleep 0.1
-  done
-  echo "$* did not report its address" >&2
-  exit 1
-}
-start backend "$tmp/backend.out" "$tmp/a" backend -name b
-start proxy_a "$tmp/a.out" "$tmp/a" proxy -backend "b=http://$backend"
-start proxy_b "$tmp/b.out" "$tmp/b" proxy -backend "b=http://$backend"
+source "$(dirname "$0")/procs.sh"
+start backend _ "$tmp/backend.out" "$tmp/a" backend -name b
+start proxy_a _ "$tmp/a.out" "$tmp/a" proxy -backend "b=http://$backend"
+start proxy_b _ "$tmp/b.out" "$tmp/b" proxy -backend "b=http://$backend"
 
 rps() { wrk -t2 -c64 -d"$duration" "http://$1$path" | awk '/Requests\/sec/{print $2}'; }
 ratios=()

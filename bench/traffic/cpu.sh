@@ -24,21 +24,7 @@ cleanup() {
 trap cleanup EXIT
 go build -o "$tmp/t" ./bench/traffic
 
-start() { # var pidvar out-file cmd...: starts a process, sets var to its ADDR line
-  local var=$1 pidvar=$2 out=$3; shift 3
-  "$@" >"$out" 2>/dev/null &
-  pids+=($!) # not in a subshell: the cleanup must see it
-  printf -v "$pidvar" '%s' "$!"
-  for _ in $(seq 100); do
-    if grep -q '^ADDR ' "$out" 2>/dev/null; then
-      printf -v "$var" '%s' "$(sed -n 's/^ADDR //p' "$out" | head -1)"
-      return
-    fi
-    sleep 0.1
-  done
-  echo "$* did not report its address" >&2
-  exit 1
-}
+source "$(dirname "$0")/procs.sh"
 start backend backend_pid "$tmp/b.out" "$tmp/t" backend -name b
 start phoenix phoenix_pid "$tmp/p.out" "$tmp/t" proxy -backend "b=http://$backend"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
