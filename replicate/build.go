@@ -49,8 +49,10 @@ type build struct {
 	crc    uint32         // CRC-32C of the file's content, for FileMeta.Checksum
 	h      *blake3.Hasher // BLAKE3 of it, for FileMeta.Digest; nil unless asked for at the start
 	n      int64          // bytes in the file
-	resume bool           // keep the temp file on failure
-	whole  bool           // the file's content as sent, not a patch
+	// synced is how far writeback has been started (startWriteback).
+	synced int64
+	resume bool // keep the temp file on failure
+	whole  bool // the file's content as sent, not a patch
 	// scratch is copyRange's buffer, kept across its calls.
 	scratch []byte
 	locked  bool // holds the partial's lock
@@ -219,8 +221,18 @@ func (b *build) write(data []byte) error {
 	}
 	_ = b.sum(data)
 	b.n += int64(len(data))
+	if b.n-b.synced >= writebackEvery {
+		startWriteback(b.f, b.synced, b.n-b.synced)
+		b.synced = b.n
+	}
 	return nil
 }
+
+// writebackEvery is how many bytes a build writes between two starts of
+// their writeback, so that a large file is on its way to the disk while
+// it arrives and the commit's fsync waits for its last part only, not for
+// all of it (RocksDB's bytes_per_sync, PostgreSQL's backend_flush_after).
+const writebackEvery = 8 << 20
 
 // copyRange appends n bytes at off of the destination file ref, which must
 // still have ref's size and mtime.
