@@ -215,11 +215,21 @@ func (d *DirSink) dropPartials(p, keep string) {
 
 // write appends data to the file.
 func (b *build) write(data []byte) error {
+	return b.writeSummed(data, crc32.Checksum(data, crcTable))
+}
+
+// writeSummed is write given crc, the CRC-32C of data (a data frame's,
+// checked on arrival: the file's CRC is derived from it, not computed
+// again).
+func (b *build) writeSummed(data []byte, crc uint32) error {
 	b.d.manifests.touch()
 	if _, err := b.f.Write(data); err != nil {
 		return classify(err)
 	}
-	_ = b.sum(data)
+	b.crc = crcCombine(b.crc, crc, int64(len(data)))
+	if b.h != nil {
+		b.h.Write(data)
+	}
 	b.n += int64(len(data))
 	if b.n-b.synced >= writebackEvery {
 		startWriteback(b.f, b.synced, b.n-b.synced)

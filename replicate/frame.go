@@ -55,6 +55,7 @@ var errBadFrame = fmt.Errorf("damaged transfer frame: %w", ErrTransient)
 type frame struct {
 	kind byte
 	data []byte // 'D'; valid until the next call of next
+	crc  uint32 // 'D': CRC-32C of data
 	ref  Ref    // 'C'
 	off  int64  // 'C'
 	n    int64  // 'C'
@@ -80,10 +81,15 @@ func appendFrame(dst []byte, kind byte, body ...[]byte) []byte {
 // room, the body, then frameTrailer bytes of room. It returns b, the same
 // bytes appendFrame would make of the body.
 func sealFrame(b []byte, kind byte) []byte {
+	return sealSummedFrame(b, kind, crc32.Checksum(b[frameHeader:len(b)-frameTrailer], crcTable))
+}
+
+// sealSummedFrame is sealFrame given bodyCRC, the CRC-32C of the body.
+func sealSummedFrame(b []byte, kind byte, bodyCRC uint32) []byte {
 	size := len(b) - frameHeader - frameTrailer
 	b[0] = kind
 	binary.LittleEndian.PutUint32(b[1:], uint32(size))
-	binary.LittleEndian.PutUint32(b[frameHeader+size:], crc32.Checksum(b[:frameHeader+size], crcTable))
+	binary.LittleEndian.PutUint32(b[frameHeader+size:], crcCombine(crc32.Checksum(b[:frameHeader], crcTable), bodyCRC, int64(size)))
 	return b
 }
 
@@ -157,11 +163,14 @@ func (fr *frameReader) next() (frame, error) {
 		return frame{}, fmt.Errorf("frame body cut short: %w: %w", err, errBadFrame)
 	}
 	body := fr.buf[:size]
-	crc := crc32.Update(crc32.Checksum(hdr[:], crcTable), crcTable, body)
+	bodyCRC := crc32.Checksum(body, crcTable)
+	crc := crcCombine(crc32.Checksum(hdr[:], crcTable), bodyCRC, int64(size))
 	if want := binary.LittleEndian.Uint32(fr.buf[size:]); crc != want {
 		return frame{}, fmt.Errorf("frame %q of %d bytes: CRC-32C %08x, sent %08x: %w", hdr[0], size, crc, want, errBadFrame)
 	}
-	return parseFrame(hdr[0], body)
+	f, err := parseFrame(hdr[0], body)
+	f.crc = bodyCRC
+	return f, err
 }
 
 // parseFrame decodes a frame's body once its CRC checked.

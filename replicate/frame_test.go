@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
 	"io"
 	"testing"
 	"time"
@@ -131,6 +132,9 @@ func FuzzFrames(f *testing.F) {
 			switch fm.kind {
 			case frameData, frameAbort:
 				body = fm.data
+				if fm.kind == frameData && fm.crc != crc32.Checksum(fm.data, crcTable) {
+					t.Fatalf("data frame's CRC %08x, its data's %08x", fm.crc, crc32.Checksum(fm.data, crcTable))
+				}
 			case frameCopy:
 				if fm.off < 0 || fm.n < 0 || fm.off+fm.n > fm.ref.Size {
 					t.Fatalf("copy range %d+%d of %d accepted", fm.off, fm.n, fm.ref.Size)

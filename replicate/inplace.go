@@ -57,6 +57,8 @@ type InPlacer interface {
 // renamed into place (build) or a journaled in-place update (inplace).
 type fileWriter interface {
 	write(data []byte) error
+	// writeSummed is write given the CRC-32C of data, known already.
+	writeSummed(data []byte, crc uint32) error
 	copyRange(ctx context.Context, ref Ref, off, n int64) error
 	commit(meta FileMeta) error
 	abort(keep bool)
@@ -156,6 +158,10 @@ func (ip *inplace) write(data []byte) error {
 	ip.n += int64(len(data))
 	return nil
 }
+
+// writeSummed implements fileWriter: the journal's CRC covers its records,
+// not data alone, so crc is of no use here.
+func (ip *inplace) writeSummed(data []byte, _ uint32) error { return ip.write(data) }
 
 // copyRange keeps a range that stays where it is (it is only read, for the
 // digest); any other copy is journaled as data, read before the file

@@ -524,13 +524,28 @@ func (s *RemoteSink) Replace(ctx context.Context, p string, c Content) (int64, e
 
 // writeDataFrames sends r as 'D' frames, counting the bytes taken by w.
 // Each frame is read into place, between room for its header and its
-// trailer, so it goes out without being copied.
+// trailer, so it goes out without being copied. When r keeps a CRC-32C of
+// what it hands out (a whole file's Checksum), each frame's is derived
+// from it rather than computed again.
 func writeDataFrames(w io.Writer, r io.Reader, sent *atomic.Int64) error {
 	buf := make([]byte, frameHeader+copyChunk+frameTrailer)
+	keeper, _ := r.(crcKeeper)
 	for {
+		var before uint32
+		summed := false
+		if keeper != nil {
+			before, summed = keeper.crcSoFar()
+		}
 		m, err := io.ReadFull(r, buf[frameHeader:frameHeader+copyChunk])
 		if m > 0 {
-			if _, werr := w.Write(sealFrame(buf[:frameHeader+m+frameTrailer], frameData)); werr != nil {
+			frame := buf[:frameHeader+m+frameTrailer]
+			if summed {
+				after, _ := keeper.crcSoFar()
+				frame = sealSummedFrame(frame, frameData, crcSplit(after, before, int64(m)))
+			} else {
+				frame = sealFrame(frame, frameData)
+			}
+			if _, werr := w.Write(frame); werr != nil {
 				return werr
 			}
 			sent.Add(int64(m))
@@ -542,6 +557,12 @@ func writeDataFrames(w io.Writer, r io.Reader, sent *atomic.Int64) error {
 			return err
 		}
 	}
+}
+
+// crcKeeper is a reader that keeps the CRC-32C of all it has handed out.
+type crcKeeper interface {
+	// crcSoFar returns that CRC; false if the reader keeps none.
+	crcSoFar() (uint32, bool)
 }
 
 // Append implements Sink.

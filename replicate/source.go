@@ -95,6 +95,7 @@ type sourceFile struct {
 var (
 	_ Content    = (*sourceFile)(nil)
 	_ Identified = (*sourceFile)(nil)
+	_ crcKeeper  = (*sourceFile)(nil)
 )
 
 // newSourceFile reads f from offset base, computing the check over what it
@@ -186,6 +187,10 @@ func (s *sourceFile) finish() error {
 
 // Meta implements Content.
 func (s *sourceFile) Meta() FileMeta { return s.meta }
+
+// crcSoFar implements crcKeeper: the CRC-32C of what Read handed out, if
+// the file is checksummed whole.
+func (s *sourceFile) crcSoFar() (uint32, bool) { return s.crc, s.check == checkChecksum }
 
 // close releases what reading holds beyond the file (the digest's
 // goroutine). It does not close the file, which is the caller's.
