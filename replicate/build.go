@@ -49,8 +49,9 @@ type build struct {
 	crc    uint32         // CRC-32C of the file's content, for FileMeta.Checksum
 	h      *blake3.Hasher // BLAKE3 of it, for FileMeta.Digest; nil unless asked for at the start
 	n      int64          // bytes in the file
-	// synced is how far writeback has been started (startWriteback).
-	synced int64
+	// wb starts the file's writeback as it grows. After a rewind it still
+	// starts at 0: the kept part, which may still be dirty, goes too.
+	wb     writeback
 	resume bool // keep the temp file on failure
 	whole  bool // the file's content as sent, not a patch
 	// scratch is copyRange's buffer, kept across its calls.
@@ -231,18 +232,9 @@ func (b *build) writeSummed(data []byte, crc uint32) error {
 		b.h.Write(data)
 	}
 	b.n += int64(len(data))
-	if b.n-b.synced >= writebackEvery {
-		startWriteback(b.f, b.synced, b.n-b.synced)
-		b.synced = b.n
-	}
+	b.wb.wrote(b.f, b.n)
 	return nil
 }
-
-// writebackEvery is how many bytes a build writes between two starts of
-// their writeback, so that a large file is on its way to the disk while
-// it arrives and the commit's fsync waits for its last part only, not for
-// all of it (RocksDB's bytes_per_sync, PostgreSQL's backend_flush_after).
-const writebackEvery = 8 << 20
 
 // copyRange appends n bytes at off of the destination file ref, which must
 // still have ref's size and mtime.

@@ -321,7 +321,7 @@ func (d *DirSink) Append(ctx context.Context, p string, at int64, c Content) (in
 	}
 	d.manifests.touch()
 	defer d.manifests.replaced(p, 0, false)
-	n, err := copyCtx(ctx, f, c)
+	n, err := copyCtx(ctx, &appender{f: f, end: at, wb: writeback{started: at}}, c)
 	if err == nil {
 		err = f.Sync()
 	}
