@@ -402,8 +402,10 @@ func (a *Agent) build(w http.ResponseWriter, r *http.Request, copies bool) error
 		}
 		if err == nil {
 			switch {
-			case f.kind == frameData:
+			case f.kind == frameData && f.summed:
 				err = b.writeSummed(f.data, f.crc)
+			case f.kind == frameData:
+				err = b.write(f.data)
 			case f.kind == frameCopy && copies:
 				err = b.copyRange(ctx, f.ref, f.off, f.n)
 			case f.kind == frameAbort:

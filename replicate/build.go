@@ -216,24 +216,43 @@ func (d *DirSink) dropPartials(p, keep string) {
 
 // write appends data to the file.
 func (b *build) write(data []byte) error {
-	return b.writeSummed(data, crc32.Checksum(data, crcTable))
+	if err := b.put(data); err != nil {
+		return err
+	}
+	b.crc = crc32.Update(b.crc, crcTable, data)
+	b.wrote(data)
+	return nil
 }
 
-// writeSummed is write given crc, the CRC-32C of data (a data frame's,
-// checked on arrival: the file's CRC is derived from it, not computed
-// again).
+// writeSummed is write given crc, the CRC-32C of data (a large data
+// frame's, checked on arrival: the file's CRC is derived from it, not
+// computed again).
 func (b *build) writeSummed(data []byte, crc uint32) error {
+	if err := b.put(data); err != nil {
+		return err
+	}
+	b.crc = crcCombine(b.crc, crc, int64(len(data)))
+	b.wrote(data)
+	return nil
+}
+
+// put writes data at the end of the file.
+func (b *build) put(data []byte) error {
 	b.d.manifests.touch()
 	if _, err := b.f.Write(data); err != nil {
 		return classify(err)
 	}
-	b.crc = crcCombine(b.crc, crc, int64(len(data)))
+	return nil
+}
+
+// wrote accounts for data, put at the end of the file: all checks but the
+// CRC, the file's size, its writeback.
+func (b *build) wrote(data []byte) {
 	if b.h != nil {
 		b.h.Write(data)
 	}
 	b.n += int64(len(data))
 	b.wb.wrote(b.f, b.n)
-	return nil
 }
 
 // copyRange appends n bytes at off of the destination file ref, which must

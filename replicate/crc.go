@@ -12,21 +12,23 @@ import "sync"
 // initial value and final XOR all ones. In that representation a value is
 // a polynomial over GF(2) with x^0 in the top bit.
 
+// crcCombineMin is the least body a frame's CRCs are combined for rather
+// than computed twice: combining costs up to ~40 ns per set bit of the
+// length, a pass over 64 KiB about 4 µs; over a patch's small data pieces
+// it would cost more than it saves.
+const crcCombineMin = 64 << 10
+
 // castagnoliReversed is the Castagnoli polynomial, reflected.
 const castagnoliReversed = 0x82f63b78
 
-// crcMulMod returns a·b modulo the polynomial.
+// crcMulMod returns a·b modulo the polynomial. No branch depends on the
+// operands: a mispredicted one per bit cost more than the arithmetic.
 func crcMulMod(a, b uint32) uint32 {
 	var p uint32
-	for m := uint32(1) << 31; m != 0; m >>= 1 {
-		if a&m != 0 {
-			p ^= b
-		}
-		if b&1 != 0 {
-			b = b>>1 ^ castagnoliReversed
-		} else {
-			b >>= 1
-		}
+	for range 32 {
+		p ^= b & -(a >> 31)
+		a <<= 1
+		b = b>>1 ^ castagnoliReversed&-(b&1)
 	}
 	return p
 }
@@ -43,7 +45,7 @@ var crcPowers = sync.OnceValue(func() [64]uint32 {
 })
 
 // crcShift returns crc advanced over n bytes: crc·x^(8n) modulo the
-// polynomial.
+// polynomial. n must be in [0, 2^61).
 func crcShift(crc uint32, n int64) uint32 {
 	t := crcPowers()
 	for k := 3; n != 0; k, n = k+1, n>>1 { // x^(8n) = x^(n·2^3)
@@ -54,7 +56,8 @@ func crcShift(crc uint32, n int64) uint32 {
 	return crc
 }
 
-// crcCombine returns the CRC-32C of a‖b from crcA, crcB and b's length.
+// crcCombine returns the CRC-32C of a‖b from crcA, crcB and b's length
+// (in [0, 2^61)).
 func crcCombine(crcA, crcB uint32, lenB int64) uint32 {
 	return crcShift(crcA, lenB) ^ crcB
 }

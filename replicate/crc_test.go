@@ -38,8 +38,29 @@ func TestCRCCombine(t *testing.T) {
 	}
 }
 
+// TestCRCShiftAdds checks shifts far past any buffer: by a then by b is by
+// a+b.
+func TestCRCShiftAdds(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		a, b := r.Int64N(1<<59), r.Int64N(1<<59)
+		crc := r.Uint32()
+		if x, y := crcShift(crcShift(crc, a), b), crcShift(crc, a+b); x != y {
+			t.Fatalf("shift of %08x by %d then %d = %08x, by their sum %08x", crc, a, b, x, y)
+		}
+	}
+}
+
 func BenchmarkCRCShift(b *testing.B) {
 	for b.Loop() {
 		crcShift(0x12345678, copyChunk)
+	}
+}
+
+func BenchmarkCRCShiftSmall(b *testing.B) {
+	n := int64(0)
+	for b.Loop() {
+		n = (n + 4099) % 65536
+		crcShift(0x12345678, n)
 	}
 }

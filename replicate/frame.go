@@ -55,11 +55,14 @@ var errBadFrame = fmt.Errorf("damaged transfer frame: %w", ErrTransient)
 type frame struct {
 	kind byte
 	data []byte // 'D'; valid until the next call of next
-	crc  uint32 // 'D': CRC-32C of data
-	ref  Ref    // 'C'
-	off  int64  // 'C'
-	n    int64  // 'C'
-	meta FileMeta
+	// crc is the CRC-32C of a 'D' frame's data when summed is set (a body
+	// of crcCombineMin bytes or more), derived from no second pass.
+	crc    uint32
+	summed bool
+	ref    Ref   // 'C'
+	off    int64 // 'C'
+	n      int64 // 'C'
+	meta   FileMeta
 }
 
 // appendFrame appends a frame of kind with body to dst.
@@ -84,7 +87,8 @@ func sealFrame(b []byte, kind byte) []byte {
 	return sealSummedFrame(b, kind, crc32.Checksum(b[frameHeader:len(b)-frameTrailer], crcTable))
 }
 
-// sealSummedFrame is sealFrame given bodyCRC, the CRC-32C of the body.
+// sealSummedFrame is sealFrame given bodyCRC, the CRC-32C of the body
+// (worth it for a body of crcCombineMin bytes or more).
 func sealSummedFrame(b []byte, kind byte, bodyCRC uint32) []byte {
 	size := len(b) - frameHeader - frameTrailer
 	b[0] = kind
@@ -163,13 +167,19 @@ func (fr *frameReader) next() (frame, error) {
 		return frame{}, fmt.Errorf("frame body cut short: %w: %w", err, errBadFrame)
 	}
 	body := fr.buf[:size]
-	bodyCRC := crc32.Checksum(body, crcTable)
-	crc := crcCombine(crc32.Checksum(hdr[:], crcTable), bodyCRC, int64(size))
+	var crc, bodyCRC uint32
+	summed := hdr[0] == frameData && size >= crcCombineMin
+	if summed {
+		bodyCRC = crc32.Checksum(body, crcTable)
+		crc = crcCombine(crc32.Checksum(hdr[:], crcTable), bodyCRC, int64(size))
+	} else {
+		crc = crc32.Update(crc32.Checksum(hdr[:], crcTable), crcTable, body)
+	}
 	if want := binary.LittleEndian.Uint32(fr.buf[size:]); crc != want {
 		return frame{}, fmt.Errorf("frame %q of %d bytes: CRC-32C %08x, sent %08x: %w", hdr[0], size, crc, want, errBadFrame)
 	}
 	f, err := parseFrame(hdr[0], body)
-	f.crc = bodyCRC
+	f.crc, f.summed = bodyCRC, summed
 	return f, err
 }
 

@@ -159,8 +159,9 @@ func (ip *inplace) write(data []byte) error {
 	return nil
 }
 
-// writeSummed implements fileWriter: the journal's CRC covers its records,
-// not data alone, so crc is of no use here.
+// writeSummed implements fileWriter. crc goes unused: the journal's CRC
+// covers each record's header with its data, and an in-place change is
+// small (at most maxLog), so a second pass costs little.
 func (ip *inplace) writeSummed(data []byte, _ uint32) error { return ip.write(data) }
 
 // copyRange keeps a range that stays where it is (it is only read, for the

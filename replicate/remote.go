@@ -539,7 +539,7 @@ func writeDataFrames(w io.Writer, r io.Reader, sent *atomic.Int64) error {
 		m, err := io.ReadFull(r, buf[frameHeader:frameHeader+copyChunk])
 		if m > 0 {
 			frame := buf[:frameHeader+m+frameTrailer]
-			if summed {
+			if summed && m >= crcCombineMin {
 				after, _ := keeper.crcSoFar()
 				frame = sealSummedFrame(frame, frameData, crcSplit(after, before, int64(m)))
 			} else {
