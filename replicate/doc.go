@@ -13,8 +13,10 @@
 // checked frames, resumable partial files and bearer-token auth. Every file
 // written whole or patched is verified on arrival against the source's
 // check before it is renamed into place (length and CRC-32C for a file sent
-// whole, BLAKE3 for a patch: see Checksum); files that only grew are
-// extended in place so a follower tailing them keeps its file open.
+// whole, BLAKE3 for a patch: see Checksum) and made durable (fsync; the
+// writeback of a large file is started as it arrives, so that wait is for
+// its last part only); files that only grew are extended in place so a
+// follower tailing them keeps its file open.
 //
 // A delta needs the chunk list of the destination's version of a file. The
 // source keeps the lists of what it sent (ChunkCache); for a file it sent
