@@ -6,7 +6,8 @@ import "sync"
 // frame's own check and the whole file's: the CRC of a concatenation
 // follows from the CRCs of its parts and the second part's length (zlib's
 // crc32_combine, which Go's hash/crc32 does not offer). Each side of an
-// agent transfer then reads every byte once for CRCs instead of twice.
+// agent transfer then reads every byte of a large data frame (a file sent
+// whole) once for CRCs instead of twice.
 //
 // A CRC here is hash/crc32's, with the Castagnoli polynomial: reflected,
 // initial value and final XOR all ones. In that representation a value is
@@ -14,7 +15,7 @@ import "sync"
 
 // crcCombineMin is the least body a frame's CRCs are combined for rather
 // than computed twice: combining costs up to ~40 ns per set bit of the
-// length, a pass over 64 KiB about 4 µs; over a patch's small data pieces
+// length, a pass over 64 KiB 2-4 µs; over a patch's small data pieces
 // it would cost more than it saves.
 const crcCombineMin = 64 << 10
 

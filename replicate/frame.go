@@ -56,7 +56,8 @@ type frame struct {
 	kind byte
 	data []byte // 'D'; valid until the next call of next
 	// crc is the CRC-32C of a 'D' frame's data when summed is set (a body
-	// of crcCombineMin bytes or more), derived from no second pass.
+	// of crcCombineMin bytes or more): the frame check's one pass computed
+	// it, and derived the trailer's CRC from it. 0 unless summed.
 	crc    uint32
 	summed bool
 	ref    Ref   // 'C'

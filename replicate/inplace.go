@@ -161,7 +161,8 @@ func (ip *inplace) write(data []byte) error {
 
 // writeSummed implements fileWriter. crc goes unused: the journal's CRC
 // covers each record's header with its data, and an in-place change is
-// small (at most maxLog), so a second pass costs little.
+// at most maxLog (a change of a file, not the file), so its second pass
+// was not worth a combine here.
 func (ip *inplace) writeSummed(data []byte, _ uint32) error { return ip.write(data) }
 
 // copyRange keeps a range that stays where it is (it is only read, for the

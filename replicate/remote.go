@@ -525,8 +525,9 @@ func (s *RemoteSink) Replace(ctx context.Context, p string, c Content) (int64, e
 // writeDataFrames sends r as 'D' frames, counting the bytes taken by w.
 // Each frame is read into place, between room for its header and its
 // trailer, so it goes out without being copied. When r keeps a CRC-32C of
-// what it hands out (a whole file's Checksum), each frame's is derived
-// from it rather than computed again.
+// what it hands out (a whole file's Checksum), the CRC of each frame of
+// crcCombineMin bytes or more is derived from it rather than computed
+// again.
 func writeDataFrames(w io.Writer, r io.Reader, sent *atomic.Int64) error {
 	buf := make([]byte, frameHeader+copyChunk+frameTrailer)
 	keeper, _ := r.(crcKeeper)

@@ -17,12 +17,16 @@ type writeback struct {
 }
 
 // wrote records that f now holds end bytes, and starts the writeback of
-// those it was not started for once there are writebackEvery of them.
-func (w *writeback) wrote(f *os.File, end int64) {
-	if end-w.started >= writebackEvery {
-		startWriteback(f, w.started, end-w.started)
-		w.started = end
+// those it was not started for once there are writebackEvery of them. It
+// returns the range it started (n 0: none).
+func (w *writeback) wrote(f *os.File, end int64) (off, n int64) {
+	if end-w.started < writebackEvery {
+		return 0, 0
 	}
+	off, n = w.started, end-w.started
+	startWriteback(f, off, n)
+	w.started = end
+	return off, n
 }
 
 // appender writes to the end of f (opened with O_APPEND, end bytes long),

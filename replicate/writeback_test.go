@@ -73,3 +73,41 @@ func TestLargeWritesStartWriteback(t *testing.T) {
 		})
 	}
 }
+
+// TestWritebackRanges checks which ranges a file written in order has its
+// writeback started for: every writebackEvery bytes, each from where the
+// last one ended, none for a file that stays below it.
+func TestWritebackRanges(t *testing.T) {
+	const e = writebackEvery
+	type rng struct{ off, n int64 }
+	for _, tc := range []struct {
+		name  string
+		start int64   // where the writing starts (an append's offset)
+		ends  []int64 // the file's size after each write
+		want  []rng   // started, one per write ({0, 0}: none)
+	}{
+		{"small file", 0, []int64{100, e - 1}, []rng{{}, {}}},
+		{"exactly one", 0, []int64{e}, []rng{{0, e}}},
+		{"uneven writes", 0, []int64{e / 2, e + 10, e + 20, 2*e + 10}, []rng{{}, {0, e + 10}, {}, {e + 10, e}}},
+		{"one large write", 0, []int64{3*e + 5}, []rng{{0, 3*e + 5}}},
+		{"append", 100, []int64{e, e + 100}, []rng{{}, {100, e}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			wb := writeback{started: tc.start}
+			for i, end := range tc.ends {
+				if err := f.Truncate(end); err != nil {
+					t.Fatal(err)
+				}
+				off, n := wb.wrote(f, end)
+				if got := (rng{off, n}); got != tc.want[i] {
+					t.Errorf("write %d (size %d): started %+v, want %+v", i, end, got, tc.want[i])
+				}
+			}
+		})
+	}
+}
