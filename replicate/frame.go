@@ -85,17 +85,26 @@ func appendFrame(dst []byte, kind byte, body ...[]byte) []byte {
 // room, the body, then frameTrailer bytes of room. It returns b, the same
 // bytes appendFrame would make of the body.
 func sealFrame(b []byte, kind byte) []byte {
-	return sealSummedFrame(b, kind, crc32.Checksum(b[frameHeader:len(b)-frameTrailer], crcTable))
+	size := putFrameHeader(b, kind)
+	binary.LittleEndian.PutUint32(b[frameHeader+size:], crc32.Checksum(b[:frameHeader+size], crcTable))
+	return b
 }
 
 // sealSummedFrame is sealFrame given bodyCRC, the CRC-32C of the body
 // (worth it for a body of crcCombineMin bytes or more).
 func sealSummedFrame(b []byte, kind byte, bodyCRC uint32) []byte {
+	size := putFrameHeader(b, kind)
+	binary.LittleEndian.PutUint32(b[frameHeader+size:], crcCombine(crc32.Checksum(b[:frameHeader], crcTable), bodyCRC, int64(size)))
+	return b
+}
+
+// putFrameHeader writes the header of the frame b is room for (see
+// sealFrame) and returns the body's size.
+func putFrameHeader(b []byte, kind byte) int {
 	size := len(b) - frameHeader - frameTrailer
 	b[0] = kind
 	binary.LittleEndian.PutUint32(b[1:], uint32(size))
-	binary.LittleEndian.PutUint32(b[frameHeader+size:], crcCombine(crc32.Checksum(b[:frameHeader], crcTable), bodyCRC, int64(size)))
-	return b
+	return size
 }
 
 func copyBody(ref Ref, off, n int64) []byte {

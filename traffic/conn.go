@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/netip"
 )
@@ -49,4 +50,13 @@ func (p *Proxy) dispatchConnections(ctx context.Context) {
 			p.cfg.OnConnection(p.cfg.Component, ap)
 		}
 	}
+}
+
+// connIO is what reads and writes c: its rawIO where there is one, c
+// itself otherwise.
+func connIO(c net.Conn) io.ReadWriter {
+	if rio := newRawIO(c); rio != nil {
+		return rio
+	}
+	return c
 }

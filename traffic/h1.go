@@ -216,10 +216,7 @@ func newH1Conn(s *h1Server, c net.Conn) *h1Conn {
 	if host, _, err := net.SplitHostPort(ip); err == nil {
 		ip = host
 	}
-	var rw io.ReadWriter = c
-	if rio := newRawIO(c); rio != nil {
-		rw = rio
-	}
+	rw := connIO(c)
 	hc := &h1Conn{
 		s: s, p: s.p, conn: c, clientIP: ip,
 		br: bufio.NewReaderSize(rw, h1ReadBuffer),

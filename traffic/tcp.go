@@ -159,14 +159,7 @@ func oneWay(dst, src net.Conn, cut func()) {
 // rawIO), then, after a read filled it, by io.Copy (splice(2) between TCP
 // sockets).
 func copyAdaptive(dst, src net.Conn) error {
-	var r io.Reader = src
-	if rio := newRawIO(src); rio != nil {
-		r = rio
-	}
-	var w io.Writer = dst
-	if wio := newRawIO(dst); wio != nil {
-		w = wio
-	}
+	r, w := connIO(src), connIO(dst)
 	buf := make([]byte, tcpChunk)
 	for {
 		n, err := r.Read(buf)
