@@ -117,7 +117,9 @@ func TestNoveltyHoldWarmupNaN(t *testing.T) {
 }
 
 // Growing a fixed series point by point gives the same scores as running
-// it whole: the detector cannot look ahead.
+// it whole: the detector cannot look ahead, with the day-over-day feature
+// off (a one-second spacing makes a day longer than the history) and on (a
+// one-minute season).
 func TestNoveltyIsStreaming(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	xs := make([]float64, 600)
@@ -127,21 +129,61 @@ func TestNoveltyIsStreaming(t *testing.T) {
 			xs[i] += 3
 		}
 	}
-	full := NewNovelty(NoveltyConfig{})
-	var want []float64
-	for i, v := range xs {
-		want = append(want, full.Score(t0.Add(time.Duration(i)*time.Second), v))
-	}
-	for _, cut := range []int{100, 401, 599} {
-		d := NewNovelty(NoveltyConfig{})
-		for i, v := range xs[:cut] {
-			if got := d.Score(t0.Add(time.Duration(i)*time.Second), v); got != want[i] {
-				t.Fatalf("prefix %d, point %d: %v, want %v", cut, i, got, want[i])
+	for _, cfg := range []NoveltyConfig{{}, {Season: time.Minute}} {
+		full := NewNovelty(cfg)
+		var want []float64
+		for i, v := range xs {
+			want = append(want, full.Score(t0.Add(time.Duration(i)*time.Second), v))
+		}
+		for _, cut := range []int{100, 401, 599} {
+			d := NewNovelty(cfg)
+			for i, v := range xs[:cut] {
+				if got := d.Score(t0.Add(time.Duration(i)*time.Second), v); got != want[i] {
+					t.Fatalf("season %v, prefix %d, point %d: %v, want %v", cfg.Season, cut, i, got, want[i])
+				}
 			}
 		}
+		if !slices.ContainsFunc(want[401:420], func(s float64) bool { return s >= DefaultThreshold }) {
+			t.Errorf("season %v: a shift of 3 over a range of about 2.4 raised no alarm", cfg.Season)
+		}
 	}
-	if !slices.ContainsFunc(want[401:420], func(s float64) bool { return s >= DefaultThreshold }) {
-		t.Errorf("a shift of 3 over a range of about 2.4 raised no alarm")
+}
+
+// A daily peak that does not come is a familiar value at an unfamiliar
+// time: the day-over-day feature raises an alarm within the hours the peak
+// should have lasted, and without it (Season < 0) the detector stays
+// silent. Neither raises one over the ordinary days before, once the first
+// three (its probation, as NAB's first 15%) have been learnt.
+func TestNoveltyMissingDailyPeak(t *testing.T) {
+	const perDay = 288 // five-minute points
+	rng := rand.New(rand.NewPCG(11, 12))
+	missing := 10*perDay + perDay/4 // the tenth day's peak, at 06:00
+	value := func(i int) float64 {
+		v := 50 + 40*math.Sin(2*math.Pi*float64(i)/perDay) + rng.NormFloat64()
+		if i >= missing-perDay/8 && i < missing+perDay/8 {
+			v = 50 + rng.NormFloat64() // the morning stays at the daily mean
+		}
+		return v
+	}
+	for _, tt := range []struct {
+		season time.Duration
+		alarm  bool
+	}{{0, true}, {-1, false}} {
+		d := NewNovelty(NoveltyConfig{Season: tt.season})
+		first := -1
+		for i := range 11 * perDay {
+			s := d.Score(t0.Add(time.Duration(i)*5*time.Minute), value(i))
+			if s >= DefaultThreshold && first < 0 && i >= 3*perDay {
+				first = i
+			}
+		}
+		from, to := missing-perDay/8, missing+perDay/8
+		switch {
+		case tt.alarm && (first < from || first >= to):
+			t.Errorf("season %v: first alarm at point %d, want one in [%d, %d)", tt.season, first, from, to)
+		case !tt.alarm && first >= 0:
+			t.Errorf("season %v: alarm at point %d, want none", tt.season, first)
+		}
 	}
 }
 

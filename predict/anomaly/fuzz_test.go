@@ -21,7 +21,10 @@ func FuzzNovelty(f *testing.F) {
 	f.Add(seed(0, 0, 0, math.NaN(), math.Inf(1), -math.MaxFloat64, math.MaxFloat64, 1e-300), uint8(0), uint8(0))
 	f.Add(seed(5, 5, 5, 5, 5, 5, 6), uint8(3), uint8(1))
 	f.Fuzz(func(t *testing.T, data []byte, smooth, hold uint8) {
-		d := NewNovelty(NoveltyConfig{Smooth: int(smooth%8) + 1, Hold: int(hold%5) - 1, Warmup: 2, History: 16})
+		// A season of 2 to 5 one-second points, so the day-over-day feature
+		// is scored too.
+		season := time.Duration(int(smooth/8)%4+2) * time.Second
+		d := NewNovelty(NoveltyConfig{Smooth: int(smooth%8) + 1, Hold: int(hold%5) - 1, Warmup: 2, History: 16, Season: season})
 		for i := 0; len(data) >= 8; i++ {
 			v := math.Float64frombits(binary.LittleEndian.Uint64(data))
 			data = data[8:]
