@@ -155,35 +155,85 @@ func TestNoveltyIsStreaming(t *testing.T) {
 // silent. Neither raises one over the ordinary days before, once the first
 // three (its probation, as NAB's first 15%) have been learnt.
 func TestNoveltyMissingDailyPeak(t *testing.T) {
-	const perDay = 288 // five-minute points
-	rng := rand.New(rand.NewPCG(11, 12))
+	const perDay = 288              // five-minute points
 	missing := 10*perDay + perDay/4 // the tenth day's peak, at 06:00
-	value := func(i int) float64 {
-		v := 50 + 40*math.Sin(2*math.Pi*float64(i)/perDay) + rng.NormFloat64()
-		if i >= missing-perDay/8 && i < missing+perDay/8 {
-			v = 50 + rng.NormFloat64() // the morning stays at the daily mean
-		}
-		return v
-	}
+	from, to := missing-perDay/8, missing+perDay/8
 	for _, tt := range []struct {
 		season time.Duration
 		alarm  bool
 	}{{0, true}, {-1, false}} {
+		rng := rand.New(rand.NewPCG(11, 12)) // the same noise for both
 		d := NewNovelty(NoveltyConfig{Season: tt.season})
 		first := -1
 		for i := range 11 * perDay {
-			s := d.Score(t0.Add(time.Duration(i)*5*time.Minute), value(i))
+			v := 50 + 40*math.Sin(2*math.Pi*float64(i)/perDay) + rng.NormFloat64()
+			if i >= from && i < to {
+				v = 50 + rng.NormFloat64() // the morning stays at the daily mean
+			}
+			s := d.Score(t0.Add(time.Duration(i)*5*time.Minute), v)
 			if s >= DefaultThreshold && first < 0 && i >= 3*perDay {
 				first = i
 			}
 		}
-		from, to := missing-perDay/8, missing+perDay/8
 		switch {
 		case tt.alarm && (first < from || first >= to):
 			t.Errorf("season %v: first alarm at point %d, want one in [%d, %d)", tt.season, first, from, to)
 		case !tt.alarm && first >= 0:
 			t.Errorf("season %v: alarm at point %d, want none", tt.season, first)
 		}
+	}
+}
+
+// On an ordinary daily cycle the day-over-day feature adds no alarm, not
+// even while it starts (its first moving means are judged against a history
+// of a few, which its own warm-up absorbs): the alarms are those of the
+// detector without it.
+func TestNoveltyDayOverDayQuietOnACycle(t *testing.T) {
+	const perDay = 288
+	alarms := func(season time.Duration) []int {
+		rng := rand.New(rand.NewPCG(13, 14))
+		d := NewNovelty(NoveltyConfig{Season: season})
+		var at []int
+		for i := range 5 * perDay {
+			v := 50 + 40*math.Sin(2*math.Pi*float64(i)/perDay) + 2*rng.NormFloat64()
+			if d.Score(t0.Add(time.Duration(i)*5*time.Minute), v) >= DefaultThreshold {
+				at = append(at, i)
+			}
+		}
+		return at
+	}
+	if on, off := alarms(0), alarms(-1); !slices.Equal(on, off) {
+		t.Errorf("alarms with the day-over-day feature %v, without %v; want the same", on, off)
+	}
+}
+
+// The change is taken against the value exactly one season of points
+// before, the season's length coming from the timestamps' spacing; a
+// season of fewer than 2 points or more than History is not scored.
+func TestDayOverDayLag(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		season  time.Duration
+		history int
+		points  int
+	}{
+		{"an hour of one-minute points", time.Hour, 4096, 60},
+		{"off", -1, 4096, -1},
+		{"longer than the history", time.Hour, 59, -1},
+		{"shorter than two points", time.Minute, 4096, -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := dayOverDay{season: tt.season, history: tt.history, smooth: 3, warmup: 1}
+			for i := range 200 {
+				f.score(t0.Add(time.Duration(i)*time.Minute), float64(i))
+				if n := len(f.change.last); n > 0 && f.change.last[n-1] != float64(tt.points)/2 {
+					t.Fatalf("point %d: halved change %v, want %v", i, f.change.last[n-1], float64(tt.points)/2)
+				}
+			}
+			if f.points != tt.points {
+				t.Errorf("season of %d points, want %d", f.points, tt.points)
+			}
+		})
 	}
 }
 
