@@ -72,7 +72,7 @@ func TestNovelty(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := NewNovelty(NoveltyConfig{Smooth: 1})
+			d := NewNovelty(NoveltyConfig{Smooth: 1, Ramp: -1})
 			for i := range 400 {
 				s := d.Score(t0.Add(time.Duration(i)*time.Minute), tt.f(i))
 				if s < 0 || s > 1 || math.IsNaN(s) {
@@ -94,7 +94,7 @@ func TestNovelty(t *testing.T) {
 // After an alarm the next Hold points score 0; a NaN scores 0 and is not
 // learnt; nothing is scored during the warm-up.
 func TestNoveltyHoldWarmupNaN(t *testing.T) {
-	d := NewNovelty(NoveltyConfig{Smooth: 1, Hold: 3, Warmup: 10})
+	d := NewNovelty(NoveltyConfig{Smooth: 1, Hold: 3, Warmup: 10, Ramp: -1})
 	var scores []float64
 	vals := []float64{0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 5, 9, 13, 17, math.NaN(), 21}
 	for i, v := range vals {
@@ -145,6 +145,31 @@ func TestNoveltyIsStreaming(t *testing.T) {
 		}
 		if !slices.ContainsFunc(want[401:420], func(s float64) bool { return s >= DefaultThreshold }) {
 			t.Errorf("season %v: a shift of 3 over a range of about 2.4 raised no alarm", cfg.Season)
+		}
+	}
+}
+
+// Over its first Ramp points the detector scales its score by how many it
+// has seen: the same jump scores n/Ramp of what it scores without the ramp
+// at point n, and in full from Ramp on.
+func TestNoveltyRamp(t *testing.T) {
+	for _, at := range []int{150, 300, 599, 600, 900} {
+		score := func(ramp int) float64 {
+			d := NewNovelty(NoveltyConfig{Smooth: 1, Ramp: ramp, Season: -1})
+			var s float64
+			for i := range at + 1 {
+				v := float64(i % 2) // 0, 1, 0, 1, ...: a range of 1
+				if i == at {
+					v = 1.5
+				}
+				s = d.Score(t0.Add(time.Duration(i)*time.Minute), v)
+			}
+			return s
+		}
+		full, ramped := score(-1), score(0)
+		want := full * min(float64(at+1)/DefaultRamp, 1)
+		if math.Abs(full-0.5) > 1e-9 || math.Abs(ramped-want) > 1e-9 {
+			t.Errorf("jump at point %d: %v with the ramp, %v without; want %v and 0.5", at, ramped, full, want)
 		}
 	}
 }

@@ -32,7 +32,7 @@ func FuzzNovelty(f *testing.F) {
 		// A season of 2 to 5 one-second points, so the day-over-day feature
 		// is scored too.
 		season := time.Duration(int(smooth/8)%4+2) * time.Second
-		d := NewNovelty(NoveltyConfig{Smooth: int(smooth%8) + 1, Hold: int(hold%5) - 1, Warmup: 2, History: 16, Season: season})
+		d := NewNovelty(NoveltyConfig{Smooth: int(smooth%8) + 1, Hold: int(hold%5) - 1, Warmup: 2, History: 16, Season: season, Ramp: int(hold/8)%3*4 - 1})
 		for i := 0; len(data) >= 8; i++ {
 			v := math.Float64frombits(binary.LittleEndian.Uint64(data))
 			data = data[8:]

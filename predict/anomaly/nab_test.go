@@ -17,9 +17,9 @@ func (n nabNovelty) Score(p nab.Point) float64 { return n.d.Score(p.Time, p.Valu
 
 // TestNABScore streams the shared NAB corpus (41 files, 64 windows) through
 // the detector and checks its scores: with NAB's label-optimised threshold,
-// above the best published detector on each profile (CAD OSE's 75.89
-// standard and 72.41 low FP, ARTime's 79.42 low FN); with the fixed default
-// threshold, above the 70.
+// the 77 on the standard profile and above the best published
+// detector on the other two (CAD OSE's 72.41 low FP, ARTime's 79.42 low FN);
+// with the fixed default threshold, above the 70.
 func TestNABScore(t *testing.T) {
 	dir := filepath.Dir(shareddata.Require(t, "data/nab/windows.json"))
 	f, err := os.Open(filepath.Join(dir, "windows.json"))
@@ -40,7 +40,7 @@ func TestNABScore(t *testing.T) {
 	}
 	t.Logf("scored %d files in %v", len(c), time.Since(start))
 	floors := map[string][2]float64{ // label-optimised, fixed
-		nab.ProfileStandard:    {75.89, 70},
+		nab.ProfileStandard:    {77, 70},
 		nab.ProfileRewardLowFP: {72.41, 60},
 		nab.ProfileRewardLowFN: {79.42, 70},
 	}

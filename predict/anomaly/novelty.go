@@ -19,6 +19,12 @@ type NoveltyConfig struct {
 	// Warmup is how many points are only learnt from, never scored
 	// (default 64).
 	Warmup int
+	// Ramp is how many points the score takes to count in full (default
+	// 600, about two days of five-minute points; negative turns it off):
+	// the n-th point's score is scaled by n/Ramp until then. A range learnt
+	// from a few hundred points still has extremes to find, and each one
+	// found is a gap that a longer history would not show.
+	Ramp int
 	// Threshold is the score of an alarm (default DefaultThreshold); it
 	// only matters here for Hold.
 	Threshold float64
@@ -37,8 +43,12 @@ const (
 	DefaultHistory = 4096
 	DefaultSmooth  = 20
 	DefaultWarmup  = 64
-	DefaultHold    = 30
-	DefaultSeason  = 24 * time.Hour
+	// DefaultRamp was chosen by two-fold cross-validation on NAB's files
+	// (300, 600, 1000 or 2000 points, the scale linear or its square root:
+	// each half's best, 600 and linear on both, improved the other half).
+	DefaultRamp   = 600
+	DefaultHold   = 30
+	DefaultSeason = 24 * time.Hour
 	// DefaultThreshold is Phoenix's fixed alarm threshold: a point is
 	// anomalous when it (or its moving mean) lies farther than 5% of the
 	// range seen from every value seen, or the moving mean of its change
@@ -56,6 +66,9 @@ func (c NoveltyConfig) withDefaults() NoveltyConfig {
 	}
 	if c.Warmup <= 0 {
 		c.Warmup = DefaultWarmup
+	}
+	if c.Ramp == 0 {
+		c.Ramp = DefaultRamp
 	}
 	if !(c.Threshold > 0) || math.IsInf(c.Threshold, 0) {
 		c.Threshold = DefaultThreshold
@@ -75,7 +88,8 @@ func (c NoveltyConfig) withDefaults() NoveltyConfig {
 // range beyond the extremes. The same is done for the moving mean of the
 // last Smooth points, and for the moving mean of each point's change since
 // the same time a season (a day) before, that last one weighted by
-// seasonWeight; the score is the largest of the three, capped at 1.
+// seasonWeight; the score is the largest of the three, scaled down over the
+// first Ramp points (a young history's range is still growing), capped at 1.
 //
 // It needs no look-ahead (no file minimum or maximum: the range is the
 // history's) and no distributional assumption, and it is scale free. What it
@@ -127,6 +141,9 @@ func (d *Novelty) Score(at time.Time, v float64) float64 {
 		s = math.Max(s, d.mean.score(mean))
 	}
 	s = math.Max(s, seasonWeight*d.day.score(at, v))
+	if d.n < d.cfg.Ramp {
+		s *= float64(d.n) / float64(d.cfg.Ramp)
+	}
 	if !(s <= 1) { // also NaN
 		s = 1
 	}
