@@ -150,26 +150,29 @@ func TestNoveltyIsStreaming(t *testing.T) {
 }
 
 // Over its first Ramp points the detector scales its score by how many it
-// has seen: the same jump scores n/Ramp of what it scores without the ramp
-// at point n, and in full from Ramp on.
+// has seen, before the cap at 1: the same jump scores n/Ramp of what it
+// scores without the ramp at point n, and in full from Ramp on.
 func TestNoveltyRamp(t *testing.T) {
-	for _, at := range []int{150, 300, 599, 600, 900} {
+	for _, tt := range []struct {
+		at   int
+		jump float64 // over a range of 1
+	}{{150, 1.5}, {300, 1.5}, {599, 1.5}, {600, 1.5}, {900, 1.5}, {150, 3.5}, {400, 3.5}} {
 		score := func(ramp int) float64 {
 			d := NewNovelty(NoveltyConfig{Smooth: 1, Ramp: ramp, Season: -1})
 			var s float64
-			for i := range at + 1 {
+			for i := range tt.at + 1 {
 				v := float64(i % 2) // 0, 1, 0, 1, ...: a range of 1
-				if i == at {
-					v = 1.5
+				if i == tt.at {
+					v = tt.jump
 				}
 				s = d.Score(t0.Add(time.Duration(i)*time.Minute), v)
 			}
 			return s
 		}
-		full, ramped := score(-1), score(0)
-		want := full * min(float64(at+1)/DefaultRamp, 1)
-		if math.Abs(full-0.5) > 1e-9 || math.Abs(ramped-want) > 1e-9 {
-			t.Errorf("jump at point %d: %v with the ramp, %v without; want %v and 0.5", at, ramped, full, want)
+		gap := tt.jump - 1
+		want := min(gap*min(float64(tt.at+1)/DefaultRamp, 1), 1)
+		if full, ramped := score(-1), score(0); math.Abs(full-min(gap, 1)) > 1e-9 || math.Abs(ramped-want) > 1e-9 {
+			t.Errorf("jump to %v at point %d: %v with the ramp, %v without; want %v and %v", tt.jump, tt.at, ramped, full, want, min(gap, 1))
 		}
 	}
 }
@@ -232,31 +235,52 @@ func TestNoveltyDayOverDayQuietOnACycle(t *testing.T) {
 	}
 }
 
-// The change is taken against the value exactly one season of points
-// before, the season's length coming from the timestamps' spacing; a
-// season of fewer than 2 points or more than History is not scored.
+// The change is taken against the latest point at or before the same time
+// a season earlier, whatever the spacing; a season the history does not
+// reach is not scored.
 func TestDayOverDayLag(t *testing.T) {
+	regular := func(i int) time.Duration { return time.Duration(i) * time.Minute }
+	irregular := func(i int) time.Duration { // one minute, then five
+		if i < 100 {
+			return time.Duration(i) * time.Minute
+		}
+		return time.Duration(100+5*(i-100)) * time.Minute
+	}
 	for _, tt := range []struct {
 		name    string
 		season  time.Duration
 		history int
-		points  int
+		at      func(i int) time.Duration
+		scored  bool
 	}{
-		{"an hour of one-minute points", time.Hour, 4096, 60},
-		{"off", -1, 4096, -1},
-		{"longer than the history", time.Hour, 59, -1},
-		{"shorter than two points", time.Minute, 4096, -1},
+		{"an hour of one-minute points", time.Hour, 4096, regular, true},
+		{"one minute, then five", time.Hour, 4096, irregular, true},
+		{"one point back", time.Minute, 4096, regular, true},
+		{"off", -1, 4096, regular, false},
+		{"longer than the history spans", time.Hour, 59, regular, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			f := dayOverDay{season: tt.season, history: tt.history, smooth: 3, warmup: 1}
-			for i := range 200 {
-				f.score(t0.Add(time.Duration(i)*time.Minute), float64(i))
-				if n := len(f.change.last); n > 0 && f.change.last[n-1] != float64(tt.points)/2 {
-					t.Fatalf("point %d: halved change %v, want %v", i, f.change.last[n-1], float64(tt.points)/2)
+			f := newDayOverDay(tt.season, tt.history, 3, 1)
+			for i := range 300 {
+				now := tt.at(i)
+				f.score(t0.Add(now), now.Minutes()) // the value is the time
+				// The latest point at or before now - season among those
+				// the history keeps, by brute force.
+				then := math.Inf(-1)
+				for j := max(i-tt.history, 0); j < i; j++ {
+					if tj := tt.at(j); tj <= now-tt.season {
+						then = max(then, tj.Minutes())
+					}
+				}
+				if tt.season < 0 || math.IsInf(then, -1) {
+					continue // no change taken at this point
+				}
+				if n := len(f.change.last); n == 0 || f.change.last[n-1] != (now.Minutes()-then)/2 {
+					t.Fatalf("point %d: halved changes %v, want the last %v", i, f.change.last, (now.Minutes()-then)/2)
 				}
 			}
-			if f.points != tt.points {
-				t.Errorf("season of %d points, want %d", f.points, tt.points)
+			if scored := len(f.change.last) > 0; scored != tt.scored {
+				t.Errorf("changes taken: %v, want %v", scored, tt.scored)
 			}
 		})
 	}

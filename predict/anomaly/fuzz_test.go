@@ -21,7 +21,8 @@ func FuzzNovelty(f *testing.F) {
 	f.Add(seed(0, 0, 0, math.NaN(), math.Inf(1), -math.MaxFloat64, math.MaxFloat64, 1e-300), uint8(0), uint8(0))
 	f.Add(seed(5, 5, 5, 5, 5, 5, 6), uint8(3), uint8(1))
 	// Long enough for the day-over-day feature to score (a season of 2 to 5
-	// points comes after seasonGaps spacings), with the extremes in it.
+	// points, then Smooth changes and Warmup moving means), with the
+	// extremes in it.
 	long := make([]float64, 48)
 	for i := range long {
 		long[i] = float64(i % 7)
