@@ -256,6 +256,8 @@ func TestDayOverDayLag(t *testing.T) {
 		{"an hour of one-minute points", time.Hour, 4096, regular, true},
 		{"one minute, then five", time.Hour, 4096, irregular, true},
 		{"one point back", time.Minute, 4096, regular, true},
+		{"a ring that wraps", time.Hour, 90, irregular, true},
+		{"a ring just long enough", time.Hour, 60, regular, true},
 		{"off", -1, 4096, regular, false},
 		{"longer than the history spans", time.Hour, 59, regular, false},
 	} {
@@ -273,7 +275,12 @@ func TestDayOverDayLag(t *testing.T) {
 					}
 				}
 				if tt.season < 0 || math.IsInf(then, -1) {
-					continue // no change taken at this point
+					// No change is taken here, and none was before
+					// (once a season back is reached, it stays reached).
+					if n := len(f.change.last); n > 0 {
+						t.Fatalf("point %d: changes %v taken with none a season back", i, f.change.last)
+					}
+					continue
 				}
 				if n := len(f.change.last); n == 0 || f.change.last[n-1] != (now.Minutes()-then)/2 {
 					t.Fatalf("point %d: halved changes %v, want the last %v", i, f.change.last, (now.Minutes()-then)/2)

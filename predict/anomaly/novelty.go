@@ -48,8 +48,10 @@ const (
 	// (300, 600, 1000 or 2000 points, the scale linear or its square root:
 	// each half's best, 600 and linear on both, improved the other half).
 	// NAB leaves unscored the first 15% of a file (604 of the usual 4032
-	// points), so there it matters only in the shorter files, where it
-	// removes six false alarms.
+	// points), so there it matters mostly in the shorter files, where it
+	// removes six false alarms; in a longer one, only through an alarm it
+	// drops just before point 604, whose Hold no longer silences the points
+	// after it.
 	DefaultRamp   = 600
 	DefaultHold   = 30
 	DefaultSeason = 24 * time.Hour
@@ -57,8 +59,8 @@ const (
 	// anomalous when it (or its moving mean) lies farther than 5% of the
 	// range seen from every value seen, or the moving mean of its change
 	// since the day before farther than 5%/seasonWeight of the range of
-	// those moving means seen; over the first Ramp points, farther than
-	// that in proportion. See cmd/phoenix eval nab for how it was chosen.
+	// those moving means seen; at the n-th of the first Ramp points, Ramp/n
+	// times farther. See cmd/phoenix eval nab for how it was chosen.
 	DefaultThreshold = 0.05
 )
 
@@ -133,9 +135,9 @@ func NewNovelty(cfg NoveltyConfig) *Novelty {
 }
 
 // Score learns v and returns its anomaly score in [0, 1]. Non-finite values
-// score 0 and are not learnt. The detector counts points, as NAB's data and
-// Phoenix's scrapes are regular; the times only tell it how many points make
-// a season.
+// score 0 and are not learnt. The detector counts points (its history, its
+// moving means, its warm-up, ramp and hold), as NAB's data and Phoenix's
+// scrapes are regular; the times only find the point a Season before.
 func (d *Novelty) Score(at time.Time, v float64) float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0
@@ -209,30 +211,31 @@ const seasonWeight = 0.15
 // (a day of 15-second scrapes in the 4096 points of the default History) is
 // never scored, and neither is a point whose history does not reach a
 // season back yet. Times are expected in order; if they are not, the
-// change is taken against some earlier point, never a later one.
+// change is taken against some earlier arrival. Nothing is allocated until
+// the first point of a positive season.
 type dayOverDay struct {
-	season time.Duration
-	warmup int // moving means only learnt from, as the detector's Warmup
+	season  time.Duration
+	history int
+	smooth  int
+	warmup  int // moving means only learnt from, as the detector's Warmup
 
+	origin time.Time // the first point's; times are kept as offsets from it
 	past   []stamped // the last history points, a ring in arrival order
 	next   int       // where the oldest is, once the ring is full
 	change movingMean
 	mean   gapFeature // over the change's moving mean
 }
 
+// stamped is a remembered point: its time as an offset from the first
+// point's (time.Time.Sub saturates it at about 292 years either way), which
+// keeps the ring free of pointers for the collector.
 type stamped struct {
-	at time.Time
-	v  float64
+	off time.Duration
+	v   float64
 }
 
 func newDayOverDay(season time.Duration, history, smooth, warmup int) dayOverDay {
-	return dayOverDay{
-		season: season,
-		warmup: warmup,
-		past:   make([]stamped, 0, history),
-		change: newMovingMean(smooth),
-		mean:   gapFeature{w: newSortedWindow(history)},
-	}
+	return dayOverDay{season: season, history: history, smooth: smooth, warmup: warmup}
 }
 
 // score learns v at at and returns the feature's score: 0 until the
@@ -242,8 +245,19 @@ func (f *dayOverDay) score(at time.Time, v float64) float64 {
 	if f.season <= 0 {
 		return 0
 	}
-	then, ok := f.before(at.Add(-f.season))
-	f.remember(at, v)
+	if f.past == nil {
+		f.origin = at
+		f.past = make([]stamped, 0, f.history)
+		f.change = newMovingMean(f.smooth)
+		f.mean = gapFeature{w: newSortedWindow(f.history)}
+	}
+	now := at.Sub(f.origin)
+	target := now - f.season
+	if target > now { // below the smallest offset
+		target = math.MinInt64
+	}
+	then, ok := f.before(target)
+	f.remember(now, v)
 	if !ok {
 		return 0
 	}
@@ -261,25 +275,25 @@ func (f *dayOverDay) score(at time.Time, v float64) float64 {
 	return s
 }
 
-// before returns the value of the latest point remembered at or before t;
-// false if none is.
-func (f *dayOverDay) before(t time.Time) (float64, bool) {
+// before returns the value of the latest point remembered at or before the
+// offset t; false if none is.
+func (f *dayOverDay) before(t time.Duration) (float64, bool) {
 	n := len(f.past)
-	at := func(i int) stamped { return f.past[(f.next+i)%n] } // i-th oldest
-	i := sort.Search(n, func(i int) bool { return at(i).at.After(t) })
+	oldest := func(i int) stamped { return f.past[(f.next+i)%n] } // the i-th oldest
+	i := sort.Search(n, func(i int) bool { return oldest(i).off > t })
 	if i == 0 {
 		return 0, false
 	}
-	return at(i - 1).v, true
+	return oldest(i - 1).v, true
 }
 
 // remember adds a point to the ring, evicting the oldest when it is full.
-func (f *dayOverDay) remember(at time.Time, v float64) {
+func (f *dayOverDay) remember(off time.Duration, v float64) {
 	if len(f.past) < cap(f.past) {
-		f.past = append(f.past, stamped{at, v})
+		f.past = append(f.past, stamped{off, v})
 		return
 	}
-	f.past[f.next] = stamped{at, v}
+	f.past[f.next] = stamped{off, v}
 	f.next = (f.next + 1) % len(f.past)
 }
 
