@@ -177,13 +177,19 @@ func TestNoveltyRamp(t *testing.T) {
 	}
 }
 
+// perDay is a day of five-minute points, the spacing the day-over-day
+// tests feed.
+const perDay = 288
+
+// dailyCycle is a noiseless daily cycle between 10 and 90 at point i.
+func dailyCycle(i int) float64 { return 50 + 40*math.Sin(2*math.Pi*float64(i)/perDay) }
+
 // A daily peak that does not come is a familiar value at an unfamiliar
 // time: the day-over-day feature raises an alarm within the hours the peak
 // should have lasted, and without it (Season < 0) the detector stays
 // silent. Neither raises one over the ordinary days before, once the first
 // three (its probation, as NAB's first 15%) have been learnt.
 func TestNoveltyMissingDailyPeak(t *testing.T) {
-	const perDay = 288              // five-minute points
 	missing := 10*perDay + perDay/4 // the tenth day's peak, at 06:00
 	from, to := missing-perDay/8, missing+perDay/8
 	for _, tt := range []struct {
@@ -194,7 +200,7 @@ func TestNoveltyMissingDailyPeak(t *testing.T) {
 		d := NewNovelty(NoveltyConfig{Season: tt.season})
 		first := -1
 		for i := range 11 * perDay {
-			v := 50 + 40*math.Sin(2*math.Pi*float64(i)/perDay) + rng.NormFloat64()
+			v := dailyCycle(i) + rng.NormFloat64()
 			if i >= from && i < to {
 				v = 50 + rng.NormFloat64() // the morning stays at the daily mean
 			}
@@ -217,13 +223,12 @@ func TestNoveltyMissingDailyPeak(t *testing.T) {
 // of a few, which its own warm-up absorbs): the alarms are those of the
 // detector without it.
 func TestNoveltyDayOverDayQuietOnACycle(t *testing.T) {
-	const perDay = 288
 	alarms := func(season time.Duration) []int {
 		rng := rand.New(rand.NewPCG(13, 14))
 		d := NewNovelty(NoveltyConfig{Season: season})
 		var at []int
 		for i := range 5 * perDay {
-			v := 50 + 40*math.Sin(2*math.Pi*float64(i)/perDay) + 2*rng.NormFloat64()
+			v := dailyCycle(i) + 2*rng.NormFloat64()
 			if d.Score(t0.Add(time.Duration(i)*5*time.Minute), v) >= DefaultThreshold {
 				at = append(at, i)
 			}
