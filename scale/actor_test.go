@@ -2,85 +2,68 @@ package scale
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/phoenixsre/phoenix"
 	"github.com/phoenixsre/phoenix/provider"
+	"github.com/phoenixsre/phoenix/provider/docker"
 	"github.com/phoenixsre/phoenix/provider/process"
 	"github.com/phoenixsre/phoenix/traffic"
 )
 
-// childEnv makes the test binary run a replica instead of the tests.
-const childEnv = "SCALE_TEST_REPLICA"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "1" {
-		os.Exit(replicaMain(os.Args[1:]))
-	}
-	os.Exit(m.Run())
+// replica is the replica's binary, built once for the package's tests
+// (statically, so that a container can run it too).
+var replicaBuild struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
 }
 
-// replicaMain is a replica with a finite capacity, as a worker-pool server
-// is: --workers requests are served at a time, each for --work, and the
-// others queue. Its latency therefore grows with its load, which is what a
-// scaler must stay ahead of. (The example shop's services have no such
-// limit: their latency does not depend on their load.) It drains in-flight
-// requests on SIGTERM.
-func replicaMain(args []string) int {
-	fs := flag.NewFlagSet("replica", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:0", "address")
-	workers := fs.Int("workers", 2, "requests served at once")
-	work := fs.Duration("work", 25*time.Millisecond, "time one request takes")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if replicaBuild.dir != "" {
+		os.RemoveAll(replicaBuild.dir)
 	}
-	slots := make(chan struct{}, *workers)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /work", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case slots <- struct{}{}:
-		case <-r.Context().Done():
+	os.Exit(code)
+}
+
+// replicaBinary builds ./testdata/replica: a server with a finite capacity
+// (--workers requests at a time, each for --work; the others queue), whose
+// latency therefore grows with its load.
+func replicaBinary(t *testing.T) string {
+	t.Helper()
+	replicaBuild.once.Do(func() {
+		if replicaBuild.dir, replicaBuild.err = os.MkdirTemp("", "phoenix-scale-test-"); replicaBuild.err != nil {
 			return
 		}
-		time.Sleep(*work)
-		<-slots
-		io.WriteString(w, "done\n")
-	})
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		srv.Shutdown(shut)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		replicaBuild.bin = filepath.Join(replicaBuild.dir, "replica")
+		_, file, _, _ := runtime.Caller(0)
+		replicaBuild.err = docker.BuildBinary(ctx, filepath.Dir(file), "./testdata/replica", replicaBuild.bin)
+	})
+	if replicaBuild.err != nil {
+		t.Fatal(replicaBuild.err)
 	}
-	return 0
+	return replicaBuild.bin
 }
 
 // load is an open-loop load generator: it sends requests at the rate its
@@ -165,10 +148,94 @@ func TestScalerRealProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	template := provider.Spec{
-		Command: []string{os.Args[0], "--listen", "{addr}", "--workers", "2", "--work", "25ms"},
-		Env:     map[string]string{childEnv: "1"},
+	template := provider.Spec{Command: []string{replicaBinary(t), "--listen", "{addr}", "--workers", "2", "--work", "25ms"}}
+	started := scaleThroughLoad(ctx, t, prov, template, 2)
+	for _, inst := range started {
+		var pid int
+		if _, err := fmt.Sscanf(inst.Detail, "pid %d", &pid); err != nil || pid <= 0 {
+			t.Errorf("replica %s: no pid in %q", inst.ID, inst.Detail)
+			continue
+		}
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("replica %s: process %d still there (%v)", inst.ID, pid, err)
+		}
 	}
+	if t.Failed() {
+		logs, _ := filepath.Glob(filepath.Join(root, "*", "output.log"))
+		for _, f := range logs {
+			b, _ := os.ReadFile(f)
+			t.Logf("%s:\n%s", f, b)
+		}
+	}
+}
+
+// TestScalerDockerContainers is the same check with the replicas as
+// containers of a real Docker engine (the docker provider; the proxy on
+// the host reaches them on their bridge network): the same decisions
+// carried out through another provider. A container takes longer to start
+// than a process, so the forecast looks 2 s ahead rather than 1 s.
+func TestScalerDockerContainers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("about a minute of real load; not in -short mode")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cli, err := docker.NewClient()
+	if err == nil {
+		err = docker.Ping(ctx, cli)
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Docker is required in CI: %v", err)
+		}
+		t.Skipf("no Docker engine, skipping: %v", err)
+	}
+	img, err := docker.EnsureImage(ctx, cli, replicaBinary(t), "phoenix-scale-replica")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	ns := "phxscale-" + hex.EncodeToString(b[:])
+	network := ns + "-net"
+	prov, err := docker.New(docker.Config{
+		Client: cli, Image: img.Ref, Namespace: ns, Network: network, Root: t.TempDir(),
+		StopTimeout: 5 * time.Second,
+		// Replicas mostly wait: a tenth of a CPU each lets the engine's
+		// capacity hold the most the scaler may ask for (12).
+		Offer: docker.OfferConfig{ID: "test", Size: phoenix.Resources{MilliCPU: 100, MemoryBytes: 32 << 20}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := prov.ReleaseAll(ctx); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		if err := docker.RemoveNetwork(ctx, cli, network); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	template := provider.Spec{Command: []string{docker.ImageExecutable, "--listen", "{addr}", "--workers", "2", "--work", "25ms"}}
+	started := scaleThroughLoad(ctx, t, prov, template, 4)
+	for _, inst := range started {
+		if !strings.HasPrefix(inst.Detail, "container ") {
+			t.Errorf("replica %s: detail %q, want a container", inst.ID, inst.Detail)
+		}
+	}
+}
+
+// scaleThroughLoad runs the scenario both tests share on prov: a proxy in
+// front of the component's own replica, the predictive policy (forecasting
+// steps measures of 500 ms ahead) scaling an Actor, and the load of ramp
+// through the proxy. It checks that no request failed, that replicas were
+// added as the load rose and before the latency broke its target, that
+// they were drained and removed once it fell, and that the provider
+// released each one. It returns the replicas the scaler started.
+func scaleThroughLoad(ctx context.Context, t *testing.T, prov provider.Provider, template provider.Spec, steps int) []provider.Instance {
+	t.Helper()
 	proxy := startPool(ctx, t, prov, template)
 	rec := &recorder{Instances: prov}
 	actor, err := NewActor(ActorConfig{Component: "work", Template: template, Instances: rec, Pool: proxy})
@@ -177,7 +244,7 @@ func TestScalerRealProcesses(t *testing.T) {
 	}
 	defer actor.Close(context.Background())
 	const perReplica = 80.0 // requests per second at full capacity
-	scaler := startScaler(ctx, t, proxy, actor, perReplica)
+	scaler := startScaler(ctx, t, proxy, actor, perReplica, steps)
 
 	peak := watchPeak(ctx, actor)
 	l := &load{url: "http://" + proxy.Addr().String() + "/work", start: time.Now()}
@@ -210,20 +277,14 @@ func TestScalerRealProcesses(t *testing.T) {
 			t.Errorf("window %ds-%ds: p95 latency %v above the %v target", 2*w, 2*w+2, lat, slo)
 		}
 	}
-	checkReleased(ctx, t, prov, rec)
+	started := checkReleased(ctx, t, prov, rec)
 	t.Logf("%d requests, peak %d replicas, p95 by 2 s window %v, last decision %+v", len(l.results), most, windows, scaler.Last())
-	if t.Failed() {
-		logs, _ := filepath.Glob(filepath.Join(root, "*", "output.log"))
-		for _, f := range logs {
-			b, _ := os.ReadFile(f)
-			t.Logf("%s:\n%s", f, b)
-		}
-	}
+	return started
 }
 
 // startPool starts the component's own replica and a proxy in front of it,
 // and returns once a request has gone through.
-func startPool(ctx context.Context, t *testing.T, prov *process.Provider, template provider.Spec) *traffic.Proxy {
+func startPool(ctx context.Context, t *testing.T, prov provider.Provider, template provider.Spec) *traffic.Proxy {
 	t.Helper()
 	spec := template
 	spec.ID, spec.Component = "work-base", "work"
@@ -252,12 +313,13 @@ func startPool(ctx context.Context, t *testing.T, prov *process.Provider, templa
 
 // startScaler runs the predictive policy on the proxy's request rate: the
 // HPA it budgets against aims at 60% of a replica, scales down after 3 s,
-// and the demand is measured every 500 ms.
-func startScaler(ctx context.Context, t *testing.T, proxy *traffic.Proxy, actor *Actor, perReplica float64) *Scaler {
+// the demand is measured every 500 ms, and the forecast looks steps
+// measures ahead.
+func startScaler(ctx context.Context, t *testing.T, proxy *traffic.Proxy, actor *Actor, perReplica float64, steps int) *Scaler {
 	t.Helper()
 	spec := DefaultHPA(12, Metric{Name: "rps", Source: SourceExternal, Target: AverageValue, Value: 0.6 * perReplica})
 	spec.Behavior.ScaleDown.StabilizationWindow = 3 * time.Second
-	fc, err := NewConformalPeak(ConformalConfig{Steps: 2, Window: 200, MinScores: 10})
+	fc, err := NewConformalPeak(ConformalConfig{Steps: steps, Window: 200, MinScores: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,9 +381,9 @@ func (r *recorder) Provision(ctx context.Context, spec provider.Spec) (provider.
 	return inst, err
 }
 
-// checkReleased checks that the replicas the scaler started were released
-// and that their processes are gone.
-func checkReleased(ctx context.Context, t *testing.T, prov *process.Provider, rec *recorder) {
+// checkReleased checks that the scaler started replicas and that the
+// provider released each, and returns them.
+func checkReleased(ctx context.Context, t *testing.T, prov provider.Provider, rec *recorder) []provider.Instance {
 	t.Helper()
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -332,15 +394,8 @@ func checkReleased(ctx context.Context, t *testing.T, prov *process.Provider, re
 		if _, err := prov.Status(ctx, inst.ID); !errors.Is(err, provider.ErrNotFound) {
 			t.Errorf("replica %s: status %v, want released", inst.ID, err)
 		}
-		var pid int
-		if _, err := fmt.Sscanf(inst.Detail, "pid %d", &pid); err != nil || pid <= 0 {
-			t.Errorf("replica %s: no pid in %q", inst.ID, inst.Detail)
-			continue
-		}
-		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-			t.Errorf("replica %s: process %d still there (%v)", inst.ID, pid, err)
-		}
 	}
+	return slices.Clone(rec.started)
 }
 
 // windowP95 returns the 95th percentile latency of the requests sent in
@@ -393,8 +448,7 @@ func TestActorAdoptsAfterRestart(t *testing.T) {
 	defer cancel()
 	root := t.TempDir()
 	template := provider.Spec{
-		Command: []string{os.Args[0], "--listen", "{addr}", "--workers", "2", "--work", "1ms"},
-		Env:     map[string]string{childEnv: "1"},
+		Command: []string{replicaBinary(t), "--listen", "{addr}", "--workers", "2", "--work", "1ms"},
 	}
 	var mu sync.Mutex
 	var saved []string // what the store would hold
