@@ -10,8 +10,12 @@
 //     bring under 0.5 says the series leaves too little to forecast for any
 //     policy that provisions a margin over a level.
 //   - trailing(w): the mean of the last w samples measured, which any
-//     policy knows (with -floor, never below the replicas the last sample
-//     needs, as the predictive policy never is).
+//     policy knows.
+//
+// With -floor, both (and online, below) never go below the replicas the last
+// measured sample needs, as the predictive policy never does ("never below
+// what the reactive rule asks"): the oracle then says whether that floor
+// leaves the issue's target within reach of any margin over a level.
 //
 // Each margin is chosen in hindsight, by bisection over whole replays, as
 // the largest whose replica-hours are no more than the HPA's: one constant
@@ -61,7 +65,7 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bound", flag.ContinueOnError)
 	target := fs.Float64("target", scale.DefaultTarget, "the HPA's target utilisation, as in phoenix eval scale --target")
 	windows := fs.String("windows", "7,25", "comma-separated lengths, in samples, of the centred (oracle) and trailing means taken as the level")
-	floor := fs.Bool("floor", false, "keep the trailing policy at or above the replicas the last measured demand needs, as the predictive policy is")
+	floor := fs.Bool("floor", false, "keep the oracle, trailing and online policies at or above the replicas the last measured demand needs, as the predictive policy is")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -235,8 +239,8 @@ type oracle struct {
 	// one's for every interval ahead.
 	level    []float64
 	trailing bool
-	// floor keeps a trailing oracle at or above the replicas the last
-	// measured demand needs, the reactive floor of the predictive policy.
+	// floor keeps the oracle at or above the replicas the last measured
+	// demand needs, the reactive floor of the predictive policy.
 	floor    bool
 	margin   float64
 	capacity float64
@@ -259,6 +263,9 @@ func (o *oracle) Decide(s scale.Snapshot) scale.Decision {
 		}
 	}
 	n := replicasFor(peak*o.margin, o.capacity)
+	if o.floor && i > 0 {
+		n = max(n, replicasFor(o.trace[i-1].Value, o.capacity))
+	}
 	return scale.Decision{Replicas: n, Proposal: n, Reason: "Oracle"}
 }
 

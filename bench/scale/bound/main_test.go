@@ -69,6 +69,15 @@ func TestOracleDecides(t *testing.T) {
 	if got := o.Decide(scale.Snapshot{Now: trace[2].At}).Replicas; got != 1 {
 		t.Errorf("oracle at sample 2: %d replicas, want 1 (samples 3 and 4)", got)
 	}
+	// With the floor, at sample 2 the oracle keeps what its measured 40
+	// needs, although samples 3 and 4 need 1; at sample 3 it is free again.
+	o.floor = true
+	if got := o.Decide(scale.Snapshot{Now: trace[2].At.Add(time.Minute)}).Replicas; got != 4 {
+		t.Errorf("floored oracle after sample 2: %d replicas, want 4 (the floor of sample 2's 40)", got)
+	}
+	if got := o.Decide(scale.Snapshot{Now: trace[3].At}).Replicas; got != 1 {
+		t.Errorf("floored oracle at sample 3: %d replicas, want 1 (sample 3's 10)", got)
+	}
 	tr := &oracle{trace: trace, level: trailingMeans(trace, 1), trailing: true, margin: 1, capacity: 10, startup: 300 * time.Second}
 	if got := tr.Decide(scale.Snapshot{Now: trace[1].At.Add(time.Minute)}).Replicas; got != 1 {
 		t.Errorf("trailing after sample 1: %d replicas, want 1: sample 2 is not measured yet", got)
