@@ -3,31 +3,12 @@ package demo
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/phoenixsre/phoenix/provider/docker"
+	"github.com/phoenixsre/phoenix/provider/docker/dockertest"
 )
-
-// requireDocker skips without a Docker engine, except in CI, where a
-// missing engine is a failure.
-func requireDocker(t *testing.T) {
-	t.Helper()
-	cli, err := docker.NewClient()
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = docker.Ping(ctx, cli)
-		cancel()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI needs a Docker engine: %v", err)
-		}
-		t.Skipf("no Docker engine here (%v); CI runs this test", err)
-	}
-}
 
 // killedAfterPrewarm runs the slow-leak scenario whose primary is killed
 // from outside once its replica is ready, and checks the promise:
@@ -63,7 +44,7 @@ func killedAfterPrewarm(t *testing.T, provider string) (Summary, string) {
 // network; the primary orders container is killed through the Engine API;
 // the secondary serves with no failed request and no lost key.
 func TestDockerKilledContainer(t *testing.T) {
-	requireDocker(t)
+	dockertest.Engine(t) // skips without an engine; fails when CI=true
 	_, tl := killedAfterPrewarm(t, "docker")
 	for _, m := range []string{"orders-1.inventory", "orders-1.orders"} {
 		if !strings.Contains(tl, "provisioned "+m+" started in the secondary environment (docker,") {

@@ -2,8 +2,6 @@ package docker_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,17 +13,16 @@ import (
 
 	"github.com/phoenixsre/phoenix"
 	"github.com/phoenixsre/phoenix/provider/docker"
+	"github.com/phoenixsre/phoenix/provider/docker/dockertest"
 )
 
 // The engine and the test image are shared by every test of the package:
 // building the static test server and importing it is done once.
 var shared struct {
 	once  sync.Once
-	cli   *client.Client
 	image docker.Image
 	dir   string
 	err   error
-	skip  string
 }
 
 func TestMain(m *testing.M) {
@@ -41,18 +38,10 @@ func TestMain(m *testing.M) {
 // installs Docker).
 func engine(t *testing.T) (*client.Client, docker.Image) {
 	t.Helper()
+	cli := dockertest.Engine(t)
 	shared.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		cli, err := docker.NewClient()
-		if err == nil {
-			err = docker.Ping(ctx, cli)
-		}
-		if err != nil {
-			shared.skip = err.Error()
-			return
-		}
-		shared.cli = cli
 		if shared.dir, shared.err = os.MkdirTemp("", "phoenix-docker-test-"); shared.err != nil {
 			return
 		}
@@ -63,16 +52,10 @@ func engine(t *testing.T) (*client.Client, docker.Image) {
 		}
 		shared.image, shared.err = docker.EnsureImage(ctx, cli, bin, "phoenix-testserver")
 	})
-	if shared.skip != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Docker is required in CI: %s", shared.skip)
-		}
-		t.Skipf("no Docker engine, skipping: %s", shared.skip)
-	}
 	if shared.err != nil {
 		t.Fatal(shared.err)
 	}
-	return shared.cli, shared.image
+	return cli, shared.image
 }
 
 // namespace is a fresh namespace (and network name) for one test, so that
@@ -80,25 +63,7 @@ func engine(t *testing.T) (*client.Client, docker.Image) {
 // what it left is removed at the end.
 func namespace(t *testing.T, cli *client.Client) (ns, network string) {
 	t.Helper()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	ns = "phxtest-" + hex.EncodeToString(b[:])
-	network = ns + "-net"
-	root := t.TempDir()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		p, err := docker.New(docker.Config{Client: cli, Image: "unused", Namespace: ns, Network: network, Root: root})
-		if err == nil {
-			if err := p.ReleaseAll(ctx); err != nil {
-				t.Errorf("cleanup: %v", err)
-			}
-		}
-		if err := docker.RemoveNetwork(ctx, cli, network); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	return ns, network
+	return dockertest.Namespace(t, cli, "phxtest")
 }
 
 // newProvider returns a provider over the test image whose offer is 500
