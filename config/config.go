@@ -362,7 +362,7 @@ type Scale struct {
 	// TargetUtilization is the share of capacity the HPA aims for.
 	TargetUtilization float64 `yaml:"target_utilization"` // default 0.8
 	// Risk is the predictive policy's lowest accepted miss rate.
-	Risk    float64  `yaml:"risk"`    // default 0.01
+	Risk    float64  `yaml:"risk"`    // default 0.002, as scale.DefaultRisk
 	Measure Duration `yaml:"measure"` // demand measurement period, default 15s
 	Sync    Duration `yaml:"sync"`    // decision period, default = measure
 	// Startup is how long a new replica takes to serve; default 5s.
@@ -594,7 +594,7 @@ func (c *Config) applyDefaults() {
 				sc.TargetUtilization = 0.8
 			}
 			if sc.Risk == 0 {
-				sc.Risk = 0.01
+				sc.Risk = 0.002 // scale.DefaultRisk
 			}
 			if sc.Measure == 0 {
 				sc.Measure = Duration(15 * time.Second)
