@@ -75,8 +75,7 @@ type budget struct {
 	logPrice   float64
 	priced     bool // the price is set: the forecast has been used
 	// debt is what Predictive has run over the shadow since the price was
-	// set, in replica-intervals; positive while it is over, and minus its
-	// savings while it is under.
+	// set, in replica-intervals; positive while it is over.
 	debt float64
 
 	choice choice // for the newest forecast
@@ -180,19 +179,15 @@ func (b *budget) current() (choice, bool) {
 	return b.choice, b.ready
 }
 
-// cap is the most replicas the budget affords the forecast now: the
-// shadow's count while Predictive has run more than the shadow since the
-// price was set, so that it pays its debt back rather than adding to it
-// however long the price takes to rise; and while it has run less, the
-// shadow's count plus the whole replicas it has saved, so that one costly
-// forecast (a spike's) cannot spend more than was saved before the price
-// has time to rise. Savings are replica-intervals: what is saved over ten
-// intervals buys ten more replicas for one.
+// cap is the most replicas the budget affords the forecast now: any while
+// Predictive has run no more than the shadow since the price was set; the
+// shadow's count while it has run more, so that it pays its debt back
+// rather than adding to it however long the price takes to rise.
 func (b *budget) cap() int {
 	if b.debt > 0 {
 		return b.shadowN
 	}
-	return b.shadowN + int(min(-b.debt, math.MaxInt32))
+	return math.MaxInt
 }
 
 // tick runs the shadow at a decision.

@@ -69,11 +69,8 @@ const DefaultRisk = 0.002
 // high where the forecast is sharp and a replica buys much coverage, lower
 // where it is wide. An integral controller raises the price while
 // Predictive runs more replicas than the shadow and lowers it while it runs
-// fewer; once Predictive has run more in total than the shadow it runs at
-// most the shadow's count until it has paid that back, and while it has run
-// less it runs at most the shadow's count plus what it has saved (see
-// budget): it never spends more than the HPA would have by more than one
-// interval's rounding. The
+// fewer, and once Predictive has run more in total than the shadow it runs
+// at most the shadow's count until it has paid that back (see budget). The
 // HPA buys safety with fixed headroom over the last measurement; Predictive
 // spends the same, or less when 1-Risk is cheaper, where the forecast says
 // the demand will be and where it buys the most. Until the forecaster

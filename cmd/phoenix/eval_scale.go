@@ -42,8 +42,7 @@ Policies:
               quantile of the demand over the start-up time, never below ceil(demand / N),
               at the level (up to 1 - --risk) where a replica buys the coverage a price
               per replica asks; the price is set so that it runs no more replicas than
-              the HPA: while it has run more, it runs at most the HPA's count, and
-              while it has run less, at most the HPA's count plus what it saved
+              the HPA, and while it has run more, it runs at most the HPA's count
   all         both, one after the other (with --json, one object per line)
 
 Defaults derived from the trace's first day only (at least 12 samples):
