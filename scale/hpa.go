@@ -88,7 +88,7 @@ func (spec HPASpec) decide(s Snapshot, h *History) Decision {
 	if proposed < 0 {
 		return Decision{Replicas: s.Replicas, Reason: "FailedGetMetrics", Message: err.Error(), Err: err}
 	}
-	d := spec.normalize(s, h, proposed)
+	d := spec.normalize(s, h, proposed, math.MaxInt)
 	d.Proposal, d.Metric, d.Err = proposed, metric, err
 	return d
 }
@@ -131,9 +131,15 @@ func (spec HPASpec) proposeAll(s Snapshot) (int, string, error) {
 
 // normalize is normalizeDesiredReplicasWithBehaviors: stabilise the
 // proposal over the windows, then bound it by the rate policies and
-// min/max. It records the proposal in h.
-func (spec HPASpec) normalize(s Snapshot, h *History, proposed int) Decision {
+// min/max. It records the proposal in h. A stabilised count above ceiling
+// is brought down to it, or to the proposal if that is higher (the HPA
+// passes math.MaxInt; Predictive its budget's cap, so that the scale-down
+// window does not hold replicas the budget cannot pay for).
+func (spec HPASpec) normalize(s Snapshot, h *History, proposed, ceiling int) Decision {
 	stable := h.stabilize(spec.Behavior, s.Now, s.Replicas, proposed)
+	if stable > ceiling {
+		stable = max(ceiling, proposed)
+	}
 	limited, reason, msg := h.limitRate(spec, s.Now, s.Replicas, stable)
 	d := Decision{Replicas: limited, Reason: reason, Message: msg}
 	if limited == stable && stable != proposed {

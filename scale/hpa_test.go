@@ -2,6 +2,7 @@ package scale
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -322,6 +323,35 @@ func TestBounds(t *testing.T) {
 			d, _ := spec.Decide(Snapshot{Now: t0, Replicas: tt.current, StatusReplicas: tt.current, External: map[string]float64{"requests": tt.value}}, History{})
 			if d.Replicas != tt.want || d.Reason != tt.wantReason {
 				t.Errorf("Decide = %d (%s), want %d (%s)", d.Replicas, d.Reason, tt.want, tt.wantReason)
+			}
+		})
+	}
+}
+
+// TestNormalizeCeiling: a ceiling brings a count the scale-down window holds
+// down to it, but never below the proposal, and the rate policies still
+// apply after it.
+func TestNormalizeCeiling(t *testing.T) {
+	tests := []struct {
+		name                       string
+		current, proposed, ceiling int
+		want                       int
+	}{
+		{"no ceiling: the window holds the recent 10", 10, 4, math.MaxInt, 10},
+		{"ceiling under the window's count", 10, 4, 6, 6},
+		{"proposal above the ceiling is kept", 10, 8, 6, 8},
+		{"ceiling below the proposal: the proposal", 10, 6, 2, 6},
+		{"ceiling above the window's count changes nothing", 10, 4, 12, 10},
+		{"scale-down rate: at most 50% of 10 per period", 10, 1, 2, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := DefaultHPA(20, reqs)
+			spec.Behavior.ScaleDown.Policies = []RatePolicy{{Type: PercentPolicy, Value: 50, Period: time.Minute}}
+			h := History{Recommendations: []Recommendation{{At: t0.Add(-time.Minute), Replicas: 10}}}
+			d := spec.normalize(Snapshot{Now: t0, Replicas: tt.current, StatusReplicas: tt.current}, &h, tt.proposed, tt.ceiling)
+			if d.Replicas != tt.want {
+				t.Errorf("normalize(current %d, proposed %d, ceiling %d) = %d (%s), want %d", tt.current, tt.proposed, tt.ceiling, d.Replicas, d.Reason, tt.want)
 			}
 		})
 	}

@@ -70,7 +70,9 @@ const DefaultRisk = 0.002
 // where it is wide. An integral controller raises the price while
 // Predictive runs more replicas than the shadow and lowers it while it runs
 // fewer, and once Predictive has run more in total than the shadow it runs
-// at most the shadow's count until it has paid that back (see budget). The
+// at most the shadow's count until it has paid that back (see budget), the
+// reactive floor alone excepted: the scale-down stabilisation window does
+// not hold it above. The
 // HPA buys safety with fixed headroom over the last measurement; Predictive
 // spends the same, or less when 1-Risk is cheaper, where the forecast says
 // the demand will be and where it buys the most. Until the forecaster
@@ -165,7 +167,8 @@ func (p *Predictive) Price() float64 {
 
 // Decide proposes the larger of the forecast's count and the reactive
 // floor, or the HPA's proposal when the forecast is unsure, then applies
-// the HPA's stabilisation, rate policies and bounds.
+// the HPA's stabilisation (no higher than the budget's cap, unless the
+// floor is), rate policies and bounds.
 func (p *Predictive) Decide(s Snapshot) Decision {
 	p.budget.tick(s)
 	h := p.hist.clone()
@@ -205,12 +208,13 @@ func (p *Predictive) decide(s Snapshot, h *History) Decision {
 	if floor < 0 {
 		return Decision{Replicas: s.Replicas, Reason: "FailedGetMetrics", Message: err.Error(), Err: err}
 	}
-	want := min(p.forecastReplicas(c.up, c.hold, c.peak, s.Replicas), p.budget.cap())
+	ceiling := p.budget.cap()
+	want := min(p.forecastReplicas(c.up, c.hold, c.peak, s.Replicas), ceiling)
 	proposed := max(floor, want)
 	if want > floor {
 		metric = "forecast"
 	}
-	d := spec.normalize(s, h, proposed)
+	d := spec.normalize(s, h, proposed, ceiling)
 	d.Proposal, d.Metric, d.Err = proposed, metric, err
 	d.Message = fmt.Sprintf("demand %.3g-quantile %.4g at the horizon, %.3g-quantile %.4g at its peak: %s", c.upLevel, c.end, c.holdLevel, c.peak, d.Message)
 	return d
