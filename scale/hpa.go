@@ -132,23 +132,30 @@ func (spec HPASpec) proposeAll(s Snapshot) (int, string, error) {
 // normalize is normalizeDesiredReplicasWithBehaviors: stabilise the
 // proposal over the windows, then bound it by the rate policies and
 // min/max. It records the proposal in h. A stabilised count above ceiling
-// is brought down to it, or to the proposal if that is higher (the HPA
+// and above the proposal is lowered to the higher of the two (the HPA
 // passes math.MaxInt; Predictive its budget's cap, so that the scale-down
-// window does not hold replicas the budget cannot pay for).
+// window does not hold replicas the budget cannot pay for); it is never
+// raised.
 func (spec HPASpec) normalize(s Snapshot, h *History, proposed, ceiling int) Decision {
 	stable := h.stabilize(spec.Behavior, s.Now, s.Replicas, proposed)
-	if stable > ceiling {
-		stable = max(ceiling, proposed)
+	capped := false
+	if c := max(ceiling, proposed); stable > c {
+		stable, capped = c, true
 	}
 	limited, reason, msg := h.limitRate(spec, s.Now, s.Replicas, stable)
 	d := Decision{Replicas: limited, Reason: reason, Message: msg}
-	if limited == stable && stable != proposed {
+	switch {
+	case limited != stable:
+	case capped:
+		d.Reason = "BudgetLimited"
+		d.Message = "recent recommendations were higher, but the budget affords no more than the ceiling"
+	case stable == proposed:
+	case proposed >= s.Replicas:
+		d.Reason = "ScaleUpStabilized"
+		d.Message = "recent recommendations were lower than current one, applying the lowest recent recommendation"
+	default:
 		d.Reason = "ScaleDownStabilized"
 		d.Message = "recent recommendations were higher than current one, applying the highest recent recommendation"
-		if proposed >= s.Replicas {
-			d.Reason = "ScaleUpStabilized"
-			d.Message = "recent recommendations were lower than current one, applying the lowest recent recommendation"
-		}
 	}
 	return d
 }

@@ -329,29 +329,39 @@ func TestBounds(t *testing.T) {
 }
 
 // TestNormalizeCeiling: a ceiling brings a count the scale-down window holds
-// down to it, but never below the proposal, and the rate policies still
-// apply after it.
+// down to it, but never below the proposal, never raises a count the
+// scale-up window holds, says when it was the one that bound, and the rate
+// policies still apply after it.
 func TestNormalizeCeiling(t *testing.T) {
 	tests := []struct {
 		name                       string
+		upWindow                   time.Duration
+		recent                     int // the recommendation a minute ago
 		current, proposed, ceiling int
 		want                       int
+		reason                     string
 	}{
-		{"no ceiling: the window holds the recent 10", 10, 4, math.MaxInt, 10},
-		{"ceiling under the window's count", 10, 4, 6, 6},
-		{"proposal above the ceiling is kept", 10, 8, 6, 8},
-		{"ceiling below the proposal: the proposal", 10, 6, 2, 6},
-		{"ceiling above the window's count changes nothing", 10, 4, 12, 10},
-		{"scale-down rate: at most 50% of 10 per period", 10, 1, 2, 5},
+		{"no ceiling: the window holds the recent 10", 0, 10, 10, 4, math.MaxInt, 10, "ScaleDownStabilized"},
+		{"ceiling under the window's count", 0, 10, 10, 4, 6, 6, "BudgetLimited"},
+		{"proposal above the ceiling is kept", 0, 10, 10, 8, 6, 8, "BudgetLimited"},
+		{"ceiling below the proposal: the proposal", 0, 10, 10, 6, 2, 6, "BudgetLimited"},
+		{"ceiling above the window's count changes nothing", 0, 10, 10, 4, 12, 10, "ScaleDownStabilized"},
+		{"scale-down rate: at most 50% of 10 per period", 0, 10, 10, 1, 2, 5, "ScaleDownLimit"},
+		{"current below the ceiling: the window holds it", 0, 10, 5, 4, 6, 5, "ScaleDownStabilized"},
+		// the scale-up window holds 8 for a proposal of 10: a ceiling of 6
+		// must not lift it to the proposal
+		{"scale-up window not lifted by the ceiling", 3 * time.Minute, 5, 8, 10, 6, 8, "ScaleUpStabilized"},
+		{"scale-up window, no ceiling", 3 * time.Minute, 5, 8, 10, math.MaxInt, 8, "ScaleUpStabilized"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			spec := DefaultHPA(20, reqs)
 			spec.Behavior.ScaleDown.Policies = []RatePolicy{{Type: PercentPolicy, Value: 50, Period: time.Minute}}
-			h := History{Recommendations: []Recommendation{{At: t0.Add(-time.Minute), Replicas: 10}}}
+			spec.Behavior.ScaleUp.StabilizationWindow = tt.upWindow
+			h := History{Recommendations: []Recommendation{{At: t0.Add(-time.Minute), Replicas: tt.recent}}}
 			d := spec.normalize(Snapshot{Now: t0, Replicas: tt.current, StatusReplicas: tt.current}, &h, tt.proposed, tt.ceiling)
-			if d.Replicas != tt.want {
-				t.Errorf("normalize(current %d, proposed %d, ceiling %d) = %d (%s), want %d", tt.current, tt.proposed, tt.ceiling, d.Replicas, d.Reason, tt.want)
+			if d.Replicas != tt.want || d.Reason != tt.reason {
+				t.Errorf("normalize(current %d, proposed %d, ceiling %d) = %d (%s), want %d (%s)", tt.current, tt.proposed, tt.ceiling, d.Replicas, d.Reason, tt.want, tt.reason)
 			}
 		})
 	}

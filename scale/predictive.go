@@ -69,10 +69,10 @@ const DefaultRisk = 0.002
 // high where the forecast is sharp and a replica buys much coverage, lower
 // where it is wide. An integral controller raises the price while
 // Predictive runs more replicas than the shadow and lowers it while it runs
-// fewer, and once Predictive has run more in total than the shadow it runs
-// at most the shadow's count until it has paid that back (see budget), the
-// reactive floor alone excepted: the scale-down stabilisation window does
-// not hold it above. The
+// fewer, and once Predictive has run more in total than the shadow it asks
+// for at most the shadow's count until it has paid that back (see budget):
+// the scale-down stabilisation window does not hold it above that, though
+// the reactive floor, the scale-down rate policies and min_replicas may. The
 // HPA buys safety with fixed headroom over the last measurement; Predictive
 // spends the same, or less when 1-Risk is cheaper, where the forecast says
 // the demand will be and where it buys the most. Until the forecaster
@@ -167,8 +167,8 @@ func (p *Predictive) Price() float64 {
 
 // Decide proposes the larger of the forecast's count and the reactive
 // floor, or the HPA's proposal when the forecast is unsure, then applies
-// the HPA's stabilisation (no higher than the budget's cap, unless the
-// floor is), rate policies and bounds.
+// the HPA's stabilisation (lowered to the budget's cap, not below the
+// proposal), rate policies and bounds.
 func (p *Predictive) Decide(s Snapshot) Decision {
 	p.budget.tick(s)
 	h := p.hist.clone()
