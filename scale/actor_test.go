@@ -210,7 +210,8 @@ func TestScalerDockerContainers(t *testing.T) {
 // they were drained and removed once it fell, and that the provider
 // released each one. It returns the replicas the scaler started.
 func scaleThroughLoad(ctx context.Context, t *testing.T, prov provider.Provider, template provider.Spec, steps int) []provider.Instance {
-	t.Helper()
+	// Not a t.Helper: a failure is reported at the check in here that
+	// failed, not at the caller's one line.
 	proxy := startPool(ctx, t, prov, template)
 	retried := proxy.Status().Retries // the first request, held until the base replica listened
 	rec := &recorder{Instances: prov}

@@ -145,11 +145,11 @@ func (spec HPASpec) normalize(s Snapshot, h *History, proposed, ceiling int) Dec
 	limited, reason, msg := h.limitRate(spec, s.Now, s.Replicas, stable)
 	d := Decision{Replicas: limited, Reason: reason, Message: msg}
 	switch {
-	case limited != stable:
+	case limited != stable: // the rate policies' or the bounds' reason stands
 	case capped:
 		d.Reason = "BudgetLimited"
 		d.Message = "recent recommendations were higher, but the budget affords no more than the ceiling"
-	case stable == proposed:
+	case stable == proposed: // nothing held the proposal back
 	case proposed >= s.Replicas:
 		d.Reason = "ScaleUpStabilized"
 		d.Message = "recent recommendations were lower than current one, applying the lowest recent recommendation"
