@@ -361,7 +361,8 @@ type Scale struct {
 	CapacityRPS float64 `yaml:"capacity_rps"`
 	// TargetUtilization is the share of capacity the HPA aims for.
 	TargetUtilization float64 `yaml:"target_utilization"` // default 0.8
-	// Risk is the predictive policy's lowest accepted miss rate.
+	// Risk is the predictive policy's lowest accepted miss rate, above 0
+	// and at most 0.5 (scale.NewPredictive's bounds).
 	Risk    float64  `yaml:"risk"`    // default 0.002, as scale.DefaultRisk
 	Measure Duration `yaml:"measure"` // demand measurement period, default 15s
 	Sync    Duration `yaml:"sync"`    // decision period, default = measure
@@ -825,8 +826,10 @@ func (c *Config) validateComponents(bad func(field, format string, args ...any),
 				bad(f("scale.capacity_rps"), "write the requests per second one replica serves at its limit, e.g. 200")
 			case sc.MinReplicas < 1 || sc.MaxReplicas < sc.MinReplicas:
 				bad(f("scale"), "min_replicas %d and max_replicas %d: want 1 <= min <= max", sc.MinReplicas, sc.MaxReplicas)
-			case !(sc.TargetUtilization > 0 && sc.TargetUtilization <= 1) || !(sc.Risk > 0 && sc.Risk < 1):
-				bad(f("scale"), "target_utilization must be in (0, 1] and risk in (0, 1)")
+			case !(sc.TargetUtilization > 0 && sc.TargetUtilization <= 1):
+				bad(f("scale.target_utilization"), "%v: write the share of a replica's capacity the HPA aims for, above 0 and at most 1, e.g. 0.8", sc.TargetUtilization)
+			case !(sc.Risk > 0 && sc.Risk <= 0.5):
+				bad(f("scale.risk"), "%v: write the probability of demand above capacity the predictive policy accepts, above 0 and at most 0.5, e.g. 0.002", sc.Risk)
 			case comp.State.Method != StateNone:
 				bad(f("scale.enabled"), "only a stateless component (state.method none) can be scaled: its replicas would each hold a different copy of the state")
 			}

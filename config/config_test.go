@@ -39,6 +39,11 @@ func TestBadConfigs(t *testing.T) {
 			`state.promote: "promote-it" is not "METHOD /path"`,
 		}},
 		{"duplicate.yaml", []string{`"orders" is listed twice`, "is already the proxy of orders"}},
+		{"scale.yaml", []string{
+			`components[0] (orders).scale.risk: 0.7: write the probability`, "at most 0.5",
+			`components[1] (users).scale.target_utilization: 1.5: write the share`,
+			`components[2] (carts).scale.policy: "reactive": write predictive or hpa`,
+		}},
 		{"not-yaml.yaml", []string{"decode config", "line"}},
 	}
 	for _, tt := range tests {
