@@ -49,7 +49,8 @@ const (
 // the replay: the interval is the median spacing of those samples, a
 // replica starts in one interval, and serves a tenth of their median demand
 // (so that typical demand needs replicasAtMedian = 10 replicas; the mean if
-// the median is 0, and 1 if both are).
+// the median is 0; if the first day is all zero, the median of the trace's
+// first 12 positive values; 1 if it has none).
 func DeriveModel(trace []Sample) (Model, error) {
 	if len(trace) < 2 {
 		return Model{}, errors.New("trace: need at least 2 samples to derive the interval")
@@ -75,6 +76,9 @@ func DeriveModel(trace []Sample) (Model, error) {
 	if typical <= 0 {
 		typical = mean(vals)
 	}
+	if typical <= 0 {
+		typical = firstPositive(trace)
+	}
 	per := typical / replicasAtMedian
 	if !(per > 0) {
 		per = 1
@@ -84,6 +88,26 @@ func DeriveModel(trace []Sample) (Model, error) {
 		return Model{}, fmt.Errorf("trace: derived %w; give --capacity and --startup", err)
 	}
 	return m, nil
+}
+
+// firstPositive is the median of the trace's first prefixMinSamples
+// positive values (fewer if it has fewer; 0 if none): the typical demand of
+// a series idle through its first day, whose first bursts then come to
+// replicasAtMedian replicas rather than to one replica per unit of demand.
+func firstPositive(trace []Sample) float64 {
+	var vals []float64
+	for _, s := range trace {
+		if s.Value > 0 {
+			vals = append(vals, s.Value)
+			if len(vals) == prefixMinSamples {
+				break
+			}
+		}
+	}
+	if len(vals) == 0 {
+		return 0
+	}
+	return median(vals)
 }
 
 func median(xs []float64) float64 {
@@ -203,11 +227,20 @@ type simulation struct {
 	cfg      ReplayConfig
 	replicas []replica // living ones, then removed ones still in a window
 	live     int       // replicas[:live] are alive, sorted by ready time
-	under    int
-	ceiling  int
-	hours    float64
-	over     float64
-	actions  int
+	// pods is the snapshot's pod list, kept from one decision to the next:
+	// pods[i] stands for replicas[i], named i, and pods[:running] are
+	// running (the rest pending). A decision rewrites only the pods whose
+	// state changed, so that it costs what changed rather than the replica
+	// count (a series that spikes to 100,000 replicas made each of its
+	// decisions allocate and name them all). Policies read a Snapshot's
+	// pods and do not keep them.
+	pods    []Pod
+	running int
+	under   int
+	ceiling int
+	hours   float64
+	over    float64
+	actions int
 }
 
 // measure tallies the interval that ends at s.At, then forgets replicas
@@ -257,15 +290,8 @@ func overlap(a, b, from, to time.Time) float64 {
 // decide asks the policy at now and carries its decision out.
 func (m *simulation) decide(p Policy, now time.Time, demand float64) {
 	current := m.live
-	snap := Snapshot{Now: now, Replicas: current, StatusReplicas: current, External: map[string]float64{m.cfg.Demand: demand}}
-	snap.Pods = make([]Pod, current)
-	for i, r := range m.replicas[:current] {
-		phase := PodRunning
-		if r.ready.After(now) {
-			phase = PodPending
-		}
-		snap.Pods[i] = Pod{Name: strconv.Itoa(i), Phase: phase, Ready: phase == PodRunning}
-	}
+	m.syncPods(now)
+	snap := Snapshot{Now: now, Replicas: current, StatusReplicas: current, External: map[string]float64{m.cfg.Demand: demand}, Pods: m.pods[:current]}
 	d := p.Decide(snap)
 	switch {
 	case d.Replicas > current:
@@ -286,6 +312,24 @@ func (m *simulation) decide(p Policy, now time.Time, demand float64) {
 		return
 	}
 	m.actions++
+}
+
+// syncPods brings pods up to the living replicas at now: one pod per
+// replica, running once the replica is ready. The living replicas are
+// sorted by ready time, so the ready ones are a prefix.
+func (m *simulation) syncPods(now time.Time) {
+	for len(m.pods) < m.live {
+		m.pods = append(m.pods, Pod{Name: strconv.Itoa(len(m.pods)), Phase: PodPending})
+	}
+	ready := sort.Search(m.live, func(i int) bool { return m.replicas[i].ready.After(now) })
+	for i := min(m.running, ready); i < max(m.running, ready); i++ {
+		if i < ready {
+			m.pods[i].Phase, m.pods[i].Ready = PodRunning, true
+		} else {
+			m.pods[i].Phase, m.pods[i].Ready = PodPending, false
+		}
+	}
+	m.running = ready
 }
 
 func (m *simulation) result(samples int) Result {

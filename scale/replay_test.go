@@ -116,6 +116,73 @@ func TestReplayCeiling(t *testing.T) {
 	}
 }
 
+// podsCheck is a policy that asks for random counts and checks, at each
+// decision, the snapshot's pods against its own record of the replicas it
+// ordered: one pod per replica, distinct names, and running exactly those
+// whose start-up has passed (the replay adds replicas at the end and removes
+// the latest to be ready).
+type podsCheck struct {
+	t       *testing.T
+	startup time.Duration
+	rng     *rand.Rand
+	ready   []time.Time // the replicas' ready times, in order
+	checked int
+}
+
+func (c *podsCheck) Decide(s Snapshot) Decision {
+	c.t.Helper()
+	if c.ready == nil {
+		c.ready = make([]time.Time, s.Replicas) // the replay's first replicas serve from the start
+	}
+	want := 0
+	for _, r := range c.ready {
+		if !r.After(s.Now) {
+			want++
+		}
+	}
+	running, names := 0, map[string]bool{}
+	for _, p := range s.Pods {
+		names[p.Name] = true
+		if p.Phase == PodRunning && p.Ready {
+			running++
+		} else if p.Phase != PodPending || p.Ready {
+			c.t.Fatalf("%v: pod %s is %s, ready %v", s.Now, p.Name, p.Phase, p.Ready)
+		}
+	}
+	if len(s.Pods) != len(c.ready) || len(names) != len(s.Pods) || running != want {
+		c.t.Fatalf("%v: %d pods (%d names), %d running; want %d, %d running", s.Now, len(s.Pods), len(names), running, len(c.ready), want)
+	}
+	c.checked++
+	n := len(c.ready)
+	if c.rng.IntN(4) == 0 { // change the count at one decision in four
+		n = 1 + c.rng.IntN(60)
+	}
+	for len(c.ready) < n {
+		c.ready = append(c.ready, s.Now.Add(c.startup))
+	}
+	c.ready = c.ready[:n]
+	return Decision{Replicas: n}
+}
+
+// TestReplayPods checks the pods the replay shows policies, which it keeps
+// from one decision to the next rather than rebuilding, through random
+// rises and falls, start-ups that span several decisions and removals of
+// replicas not yet ready.
+func TestReplayPods(t *testing.T) {
+	m := Model{PerReplica: 10, Startup: 50 * time.Second, Interval: time.Minute}
+	vals := make([]float64, 200)
+	for i := range vals {
+		vals[i] = 100
+	}
+	c := &podsCheck{t: t, startup: m.Startup, rng: rand.New(rand.NewPCG(1, 2))}
+	if _, err := Replay(context.Background(), trace(time.Minute, vals...), ReplayConfig{Model: m, Demand: "demand"}, c); err != nil {
+		t.Fatal(err)
+	}
+	if c.checked < 200*4 {
+		t.Errorf("checked %d decisions, want at least %d", c.checked, 200*4)
+	}
+}
+
 func TestReplayRejects(t *testing.T) {
 	p := follow{func(Snapshot) int { return 1 }}
 	good := ReplayConfig{Model: Model{PerReplica: 1, Interval: time.Minute}}
@@ -155,6 +222,23 @@ func TestDeriveModel(t *testing.T) {
 	zeros := trace(time.Minute, 0, 0, 0, 0)
 	if m, err := DeriveModel(zeros); err != nil || m.PerReplica != 1 {
 		t.Fatalf("DeriveModel(zeros) = %+v, %v; want capacity 1", m, err)
+	}
+	// A first day all idle (300 zeros): the first 12 bursts after it set
+	// the capacity (10 to 120, median 65: 6.5 per replica), not the larger
+	// ones after them.
+	var vals []float64
+	for range 300 {
+		vals = append(vals, 0)
+	}
+	for k := 1; k <= 12; k++ {
+		vals = append(vals, float64(10*k), 0)
+	}
+	for range 100 {
+		vals = append(vals, 1e6)
+	}
+	idle := trace(5*time.Minute, vals...)
+	if m, err := DeriveModel(idle); err != nil || m.PerReplica != 6.5 {
+		t.Fatalf("DeriveModel(idle first day) = %+v, %v; want capacity 6.5", m, err)
 	}
 	if _, err := DeriveModel(trace(time.Minute, 1)); err == nil {
 		t.Error("one sample accepted")
@@ -218,5 +302,38 @@ func TestEvalPolicies(t *testing.T) {
 	}
 	if _, err := EvalPolicy(PolicyHPA, EvalConfig{Model: Model{PerReplica: 1, Interval: time.Minute}, Target: 1.5}); err == nil {
 		t.Error("target above 1 accepted")
+	}
+}
+
+// BenchmarkReplay replays the HPA on a day and a half of 5-minute samples
+// whose demand needs 10 replicas, calm or with a spike to 10,000 replicas
+// every 50 samples: the ratio of the two is what a replica costs a replay
+// (each decision used to build and name a pod per replica).
+func BenchmarkReplay(b *testing.B) {
+	m := Model{PerReplica: 10, Startup: 5 * time.Minute, Interval: 5 * time.Minute}
+	for _, bc := range []struct {
+		name  string
+		spike float64
+	}{{"calm", 100}, {"spiky", 100_000}} {
+		vals := make([]float64, 432)
+		for i := range vals {
+			vals[i] = 100
+			if i%50 == 49 {
+				vals[i] = bc.spike
+			}
+		}
+		tr := trace(5*time.Minute, vals...)
+		spec := DefaultHPA(evalMaxReplicas, Metric{Name: "demand", Source: SourceExternal, Target: AverageValue, Value: 8})
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				p, err := NewHPA(spec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := Replay(context.Background(), tr, ReplayConfig{Model: m, Demand: "demand"}, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -7,9 +7,9 @@
 #   bash bench/scale/all.sh [NAB_DIR] [TARGET] [BINARY]
 # NAB_DIR defaults to ../shared/data/nab, TARGET to 0.8; BINARY, if given,
 # is used instead of building ./cmd/phoenix. About 1 s per series, but
-# ec2_disk_write_bytes_1ef3de and ec2_network_in_5abac7 take 2 minutes each
-# (their spikes make the replay simulate tens of thousands of replicas);
-# series that cannot be replayed (negative values) get a line "error: ...".
+# ec2_network_in_5abac7 takes about 7 s (its spikes make the replay simulate
+# tens of thousands of replicas); series that cannot be replayed (negative
+# values) get a line "error: ...".
 set -euo pipefail
 nab=${1:-../shared/data/nab}
 target=${2:-0.8}

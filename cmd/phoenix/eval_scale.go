@@ -47,7 +47,8 @@ Policies:
 
 Defaults derived from the trace's first day only (at least 12 samples):
   --capacity  the median demand of those samples / 10, so that typical demand needs
-              10 replicas (their mean if the median is 0; 1 if both are)
+              10 replicas (their mean if the median is 0; if all are 0, the median of
+              the trace's first 12 values above 0; 1 if it has none)
   --startup   one interval: the median spacing of those samples`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -190,7 +191,7 @@ func printScaleHeader(w io.Writer, path string, samples []scale.Sample, m scale.
 	fmt.Fprintf(w, "trace     %s: %d samples, %s to %s\n", path, len(samples), from.Format(time.DateTime), to.Format(time.DateTime))
 	fmt.Fprintf(w, "model     capacity %.4g per replica per interval, startup %v, interval %v", m.PerReplica, m.Startup, m.Interval)
 	if len(derived) > 0 {
-		fmt.Fprintf(w, " (%s derived from the first day)", strings.Join(derived, " and "))
+		fmt.Fprintf(w, " (%s derived from the trace's start)", strings.Join(derived, " and "))
 	}
 	fmt.Fprintln(w)
 }
