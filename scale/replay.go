@@ -45,12 +45,13 @@ const (
 )
 
 // DeriveModel derives a capacity model from the start of a trace only (its
-// first day, at least 12 samples), so that nothing about the future informs
+// first day, at least 12 samples), so that nothing about the rest informs
 // the replay: the interval is the median spacing of those samples, a
 // replica starts in one interval, and serves a tenth of their median demand
 // (so that typical demand needs replicasAtMedian = 10 replicas; the mean if
-// the median is 0; if the first day is all zero, the median of the trace's
-// first 12 positive values; 1 if it has none).
+// the median is 0). A first day all zero says nothing of the demand's size:
+// the capacity then looks ahead to the trace's first 12 values above 0, and
+// takes a tenth of their median (1 if there are none).
 func DeriveModel(trace []Sample) (Model, error) {
 	if len(trace) < 2 {
 		return Model{}, errors.New("trace: need at least 2 samples to derive the interval")
@@ -183,10 +184,16 @@ func (r replica) end() time.Time {
 // replicas ready during its interval; the policy sees a sample once its
 // interval has ended, and its decisions take effect at once for removals
 // and after Startup for additions. Replicas not yet ready are removed
-// first.
+// first. The trace must be in time order (equal timestamps allowed), as
+// ParseTrace returns it.
 func Replay(ctx context.Context, trace []Sample, cfg ReplayConfig, p Policy) (Result, error) {
 	if err := cfg.Model.Validate(); err != nil {
 		return Result{}, err
+	}
+	for i := 1; i < len(trace); i++ {
+		if trace[i].At.Before(trace[i-1].At) {
+			return Result{}, fmt.Errorf("replay: sample %d (%s) is before the one above it (%s): sort the trace by time", i, trace[i].At.Format(time.DateTime), trace[i-1].At.Format(time.DateTime))
+		}
 	}
 	if cfg.Sync <= 0 {
 		cfg.Sync = 15 * time.Second
@@ -232,8 +239,9 @@ type simulation struct {
 	// running (the rest pending). A decision rewrites only the pods whose
 	// state changed, so that it costs what changed rather than the replica
 	// count (a series that spikes to 100,000 replicas made each of its
-	// decisions allocate and name them all). Policies read a Snapshot's
-	// pods and do not keep them.
+	// decisions allocate and name them all). A Snapshot's pods are the
+	// policy's to read during Decide only (see Snapshot.Pods); they are
+	// passed with no spare capacity, so that an append cannot write here.
 	pods    []Pod
 	running int
 	under   int
@@ -291,7 +299,7 @@ func overlap(a, b, from, to time.Time) float64 {
 func (m *simulation) decide(p Policy, now time.Time, demand float64) {
 	current := m.live
 	m.syncPods(now)
-	snap := Snapshot{Now: now, Replicas: current, StatusReplicas: current, External: map[string]float64{m.cfg.Demand: demand}, Pods: m.pods[:current]}
+	snap := Snapshot{Now: now, Replicas: current, StatusReplicas: current, External: map[string]float64{m.cfg.Demand: demand}, Pods: m.pods[:current:current]}
 	d := p.Decide(snap)
 	switch {
 	case d.Replicas > current:

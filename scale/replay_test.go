@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -141,12 +142,13 @@ func (c *podsCheck) Decide(s Snapshot) Decision {
 		}
 	}
 	running, names := 0, map[string]bool{}
-	for _, p := range s.Pods {
+	for i, p := range s.Pods {
 		names[p.Name] = true
-		if p.Phase == PodRunning && p.Ready {
-			running++
-		} else if p.Phase != PodPending || p.Ready {
-			c.t.Fatalf("%v: pod %s is %s, ready %v", s.Now, p.Name, p.Phase, p.Ready)
+		switch {
+		case p.Phase == PodRunning && p.Ready && i == running:
+			running++ // the replicas ready first are listed first
+		case p.Phase != PodPending || p.Ready:
+			c.t.Fatalf("%v: pod %d (%s) is %s, ready %v, after %d running", s.Now, i, p.Name, p.Phase, p.Ready, running)
 		}
 	}
 	if len(s.Pods) != len(c.ready) || len(names) != len(s.Pods) || running != want {
@@ -169,17 +171,23 @@ func (c *podsCheck) Decide(s Snapshot) Decision {
 // rises and falls, start-ups that span several decisions and removals of
 // replicas not yet ready.
 func TestReplayPods(t *testing.T) {
-	m := Model{PerReplica: 10, Startup: 50 * time.Second, Interval: time.Minute}
 	vals := make([]float64, 200)
 	for i := range vals {
 		vals[i] = 100
 	}
-	c := &podsCheck{t: t, startup: m.Startup, rng: rand.New(rand.NewPCG(1, 2))}
-	if _, err := Replay(context.Background(), trace(time.Minute, vals...), ReplayConfig{Model: m, Demand: "demand"}, c); err != nil {
-		t.Fatal(err)
-	}
-	if c.checked < 200*4 {
-		t.Errorf("checked %d decisions, want at least %d", c.checked, 200*4)
+	// Start-ups that end between decisions (50 s), at one (45 s, three
+	// 15-s periods, as NAB's 5-minute ones do) and at once (0).
+	for _, startup := range []time.Duration{50 * time.Second, 45 * time.Second, 0} {
+		t.Run(startup.String(), func(t *testing.T) {
+			m := Model{PerReplica: 10, Startup: startup, Interval: time.Minute}
+			c := &podsCheck{t: t, startup: startup, rng: rand.New(rand.NewPCG(1, 2))}
+			if _, err := Replay(context.Background(), trace(time.Minute, vals...), ReplayConfig{Model: m, Demand: "demand"}, c); err != nil {
+				t.Fatal(err)
+			}
+			if c.checked < 200*4 {
+				t.Errorf("checked %d decisions, want at least %d", c.checked, 200*4)
+			}
+		})
 	}
 }
 
@@ -193,6 +201,10 @@ func TestReplayRejects(t *testing.T) {
 		if _, err := Replay(context.Background(), trace(time.Minute, 1, 2), ReplayConfig{Model: m}, p); err == nil {
 			t.Errorf("model %+v accepted", m)
 		}
+	}
+	unsorted := []Sample{{t0, 1}, {t0.Add(2 * time.Minute), 1}, {t0.Add(time.Minute), 1}}
+	if _, err := Replay(context.Background(), unsorted, good, p); err == nil || !strings.Contains(err.Error(), "sort the trace by time") {
+		t.Errorf("unsorted trace: err = %v, want one that says to sort it", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -224,15 +236,16 @@ func TestDeriveModel(t *testing.T) {
 		t.Fatalf("DeriveModel(zeros) = %+v, %v; want capacity 1", m, err)
 	}
 	// A first day all idle (300 zeros): the first 12 bursts after it set
-	// the capacity (10 to 120, median 65: 6.5 per replica), not the larger
-	// ones after them.
+	// the capacity (10 to 110 and 1000: median 65, 6.5 per replica; their
+	// mean would be 138.3), not the larger ones after them.
 	var vals []float64
 	for range 300 {
 		vals = append(vals, 0)
 	}
-	for k := 1; k <= 12; k++ {
+	for k := 1; k <= 11; k++ {
 		vals = append(vals, float64(10*k), 0)
 	}
+	vals = append(vals, 1000)
 	for range 100 {
 		vals = append(vals, 1e6)
 	}

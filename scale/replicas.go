@@ -41,7 +41,8 @@ type Snapshot struct {
 	// StatusReplicas is how many replicas exist, started or not
 	// (scale.status.replicas).
 	StatusReplicas int
-	// Pods are the replicas with their per-pod metrics.
+	// Pods are the replicas with their per-pod metrics. A policy reads them
+	// during Decide only: the caller may reuse them for the next snapshot.
 	Pods []Pod
 	// External holds the value of each External metric, by name.
 	External map[string]float64

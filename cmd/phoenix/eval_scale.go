@@ -47,8 +47,9 @@ Policies:
 
 Defaults derived from the trace's first day only (at least 12 samples):
   --capacity  the median demand of those samples / 10, so that typical demand needs
-              10 replicas (their mean if the median is 0; if all are 0, the median of
-              the trace's first 12 values above 0; 1 if it has none)
+              10 replicas (their mean if the median is 0); a first day all 0 says
+              nothing of the demand's size, so the capacity then looks ahead to the
+              trace's first 12 values above 0 (their median / 10; 1 if there are none)
   --startup   one interval: the median spacing of those samples`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
