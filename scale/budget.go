@@ -33,6 +33,14 @@ const (
 	// minCharged is how many intervals the budget must have seen before the
 	// forecast is used.
 	minCharged = 12
+	// overdraft is the debt, in replica-intervals, the budget lets
+	// Predictive run up before it caps it at the shadow's count: one
+	// replica ahead of the shadow for 12 intervals. With none, a policy
+	// that has saved nothing yet (a cold start, a steady load) could not
+	// lead the shadow by one replica for one interval without being capped
+	// back at once; against a series' total (40,000 replica-intervals for
+	// 10 replicas over two weeks of 5-minute samples) it is 0.03%.
+	overdraft = 12
 )
 
 // budget chooses how many replicas Predictive provisions for so that it
@@ -180,11 +188,12 @@ func (b *budget) current() (choice, bool) {
 }
 
 // cap is the most replicas the budget affords the forecast now: any while
-// Predictive has run no more than the shadow since the price was set; the
-// shadow's count while it has run more, so that it pays its debt back
-// rather than adding to it however long the price takes to rise.
+// Predictive has run no more than the shadow since the price was set, or
+// more by at most overdraft; the shadow's count beyond that, so that it
+// pays its debt back rather than adding to it however long the price takes
+// to rise.
 func (b *budget) cap() int {
-	if b.debt > 0 {
+	if b.debt > overdraft {
 		return b.shadowN
 	}
 	return math.MaxInt

@@ -237,14 +237,22 @@ func TestBudgetDebt(t *testing.T) {
 		t.Fatalf("cap with no debt = %d, want none", got)
 	}
 	price := b.logPrice
+	// 2 over the shadow for one interval: within the overdraft.
 	b.steps = []countStep{{at: t0, ran: 7, shadow: 5, ready: 7}}
 	b.close(t0.Add(time.Minute), time.Minute, 300)
-	if b.cap() != 5 || !(b.logPrice > price) {
-		t.Fatalf("after running 7 for the shadow's 5: cap %d, log price %v (was %v); want 5 and a rise", b.cap(), b.logPrice, price)
+	if got := b.cap(); got != math.MaxInt || !(b.logPrice > price) {
+		t.Fatalf("after running 7 for the shadow's 5 for a minute: cap %d, log price %v (was %v); want none and a rise", got, b.logPrice, price)
 	}
-	b.steps = []countStep{{at: t0.Add(time.Minute), ran: 2, shadow: 5, ready: 2}}
-	b.close(t0.Add(2*time.Minute), time.Minute, 100)
+	// For 6 more: a debt of 14 replica-intervals, beyond it.
+	for i := 1; i <= 6; i++ {
+		b.close(t0.Add(time.Duration(i+1)*time.Minute), time.Minute, 300)
+	}
+	if got := b.cap(); got != 5 {
+		t.Fatalf("after running 7 for the shadow's 5 for 7 minutes (debt %v): cap %d, want 5", b.debt, got)
+	}
+	b.steps = []countStep{{at: t0.Add(7 * time.Minute), ran: 2, shadow: 5, ready: 2}}
+	b.close(t0.Add(8*time.Minute), time.Minute, 100)
 	if got := b.cap(); got != math.MaxInt {
-		t.Fatalf("cap after paying back = %d, want none", got)
+		t.Fatalf("cap after paying back to %v = %d, want none", b.debt, got)
 	}
 }
