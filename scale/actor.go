@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,8 +58,8 @@ type ActorConfig struct {
 	Scheme string
 	// Record, if set, persists the IDs of the instances the Actor owns,
 	// so that a daemon restarted after a crash can Adopt them instead of
-	// losing track of them. It is called with the new list before an
-	// instance is provisioned (the list then names it) and after one is
+	// losing track of them. It is called with the new list before
+	// instances are provisioned (the list then names them) and after one is
 	// released: a crash between the two leaves an ID recorded, never an
 	// instance running unrecorded. An error stops the change.
 	Record func(ids []string) error
@@ -70,7 +71,8 @@ type ActorConfig struct {
 // pool before releasing them, newest first, so that no request fails when
 // one stops. Backends of the pool that the Actor did not start (the
 // component's own instance) count as replicas and are never removed. An
-// Actor is safe for concurrent use; Apply calls are serialised.
+// Actor is safe for concurrent use; Apply calls are serialised. The
+// provider's Provision is called concurrently, for different IDs.
 type Actor struct {
 	cfg ActorConfig
 	log *slog.Logger
@@ -78,7 +80,9 @@ type Actor struct {
 	mu    sync.Mutex
 	owned []ownedReplica // started by the Actor, oldest first
 	stray []string       // out of the pool, but their release failed: still recorded
-	next  int
+	// starting are the IDs being provisioned: recorded, not yet in the pool
+	starting []string
+	next     int
 }
 
 type ownedReplica struct {
@@ -139,19 +143,19 @@ func (a *Actor) Snapshot(s Snapshot, external map[string]float64) Snapshot {
 // Replicas is the number of backends in the pool.
 func (a *Actor) Replicas() int { return len(a.cfg.Pool.Backends()) }
 
-// Apply brings the pool to n replicas. Adding starts each replica and adds
-// it to the pool (where it joins after its first good health check);
-// removing drains the newest replicas the Actor started, then releases
-// them. It stops at the first error, leaving what it did in place; calling
-// it again continues.
+// Apply brings the pool to n replicas. Adding starts the missing replicas
+// together, so that k of them take one start-up rather than k (a scale-up
+// is most often late already), and adds each to the pool as soon as it is
+// up (it joins after its first good health check); one that fails to start
+// is released, and the others stay. Removing drains the newest replicas
+// the Actor started, then releases them, and stops at the first error.
+// Either way what was done stays in place; calling it again continues.
 func (a *Actor) Apply(ctx context.Context, n int) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	current := len(a.cfg.Pool.Backends())
-	for ; current < n; current++ {
-		if err := a.add(ctx); err != nil {
-			return err
-		}
+	if current < n {
+		return a.add(ctx, n-current)
 	}
 	for ; current > n; current-- {
 		if len(a.owned) == 0 {
@@ -174,28 +178,61 @@ func (a *Actor) idPrefix() string {
 	return prefix + "-scale-"
 }
 
-func (a *Actor) add(ctx context.Context) error {
-	a.next++
-	spec := a.cfg.Template
-	spec.Component = a.cfg.Component
-	spec.ID = a.idPrefix() + strconv.Itoa(a.next)
-	if err := a.record(spec.ID); err != nil {
+// add starts k replicas: it records their IDs, provisions them
+// concurrently, and adds each to the pool as its provisioning returns, or
+// releases it if that failed.
+func (a *Actor) add(ctx context.Context, k int) error {
+	specs := make([]provider.Spec, k)
+	for i := range specs {
+		a.next++
+		specs[i] = a.cfg.Template
+		specs[i].Component = a.cfg.Component
+		specs[i].ID = a.idPrefix() + strconv.Itoa(a.next)
+		a.starting = append(a.starting, specs[i].ID)
+	}
+	if err := a.record(); err != nil {
+		a.starting = nil
 		return err
 	}
-	inst, err := a.cfg.Instances.Provision(ctx, spec)
-	if err != nil {
-		return errors.Join(fmt.Errorf("scale %s: provision %s: %w", a.cfg.Component, spec.ID, err), a.unstart(ctx, spec.ID))
+	type started struct {
+		id   string
+		inst provider.Instance
+		err  error
 	}
-	b, err := a.backendOf(inst)
-	if err == nil {
-		err = a.cfg.Pool.AddBackend(b)
+	done := make(chan started, k)
+	for _, spec := range specs {
+		go func() {
+			inst, err := a.cfg.Instances.Provision(ctx, spec)
+			done <- started{spec.ID, inst, err}
+		}()
 	}
-	if err != nil {
-		return errors.Join(fmt.Errorf("scale %s: add %s: %w", a.cfg.Component, spec.ID, err), a.unstart(ctx, spec.ID))
+	var errs []error
+	first := len(a.owned)
+	for range k {
+		r := <-done
+		a.starting = slices.DeleteFunc(a.starting, func(id string) bool { return id == r.id })
+		if r.err != nil {
+			errs = append(errs, errors.Join(fmt.Errorf("scale %s: provision %s: %w", a.cfg.Component, r.id, r.err), a.unstart(ctx, r.id)))
+			continue
+		}
+		b, err := a.backendOf(r.inst)
+		if err == nil {
+			err = a.cfg.Pool.AddBackend(b)
+		}
+		if err != nil {
+			errs = append(errs, errors.Join(fmt.Errorf("scale %s: add %s: %w", a.cfg.Component, r.id, err), a.unstart(ctx, r.id)))
+			continue
+		}
+		a.owned = append(a.owned, ownedReplica{id: r.id, backend: b})
+		a.log.Info("replica added", "instance", r.id, "url", b.URL.String())
 	}
-	a.owned = append(a.owned, ownedReplica{id: spec.ID, backend: b})
-	a.log.Info("replica added", "instance", spec.ID, "url", b.URL.String())
-	return nil
+	// Oldest first, as started rather than as their start-ups ended.
+	order := make(map[string]int, k)
+	for i, spec := range specs {
+		order[spec.ID] = i
+	}
+	slices.SortFunc(a.owned[first:], func(x, y ownedReplica) int { return order[x.id] - order[y.id] })
+	return errors.Join(errs...)
 }
 
 // unstart undoes an add that failed after id was recorded: it releases
@@ -221,18 +258,18 @@ func (a *Actor) backendOf(inst provider.Instance) (traffic.Backend, error) {
 	return traffic.Backend{Name: backendName(inst.ID), URL: u}, nil
 }
 
-// record persists the owned replicas' IDs, and extra (an instance about to
-// be provisioned), through Record.
-func (a *Actor) record(extra ...string) error {
+// record persists the IDs of the owned, stray and starting replicas
+// through Record.
+func (a *Actor) record() error {
 	if a.cfg.Record == nil {
 		return nil
 	}
-	ids := make([]string, 0, len(a.owned)+len(a.stray)+len(extra))
+	ids := make([]string, 0, len(a.owned)+len(a.stray)+len(a.starting))
 	for _, r := range a.owned {
 		ids = append(ids, r.id)
 	}
 	ids = append(ids, a.stray...)
-	if err := a.cfg.Record(append(ids, extra...)); err != nil {
+	if err := a.cfg.Record(append(ids, a.starting...)); err != nil {
 		return fmt.Errorf("scale %s: record replicas: %w", a.cfg.Component, err)
 	}
 	return nil
