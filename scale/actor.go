@@ -232,6 +232,11 @@ func (a *Actor) add(ctx context.Context, k int) error {
 		order[spec.ID] = i
 	}
 	slices.SortFunc(a.owned[first:], func(x, y ownedReplica) int { return order[x.id] - order[y.id] })
+	if len(errs) > 0 {
+		// A failed start was recorded away in arrival order: record the
+		// start order, which Adopt keeps.
+		errs = append(errs, a.record())
+	}
 	return errors.Join(errs...)
 }
 

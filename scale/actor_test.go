@@ -551,28 +551,51 @@ func TestActorAdoptsAfterRestart(t *testing.T) {
 	}
 }
 
-// startGate is a provider whose Provision returns only once want calls are
-// in flight together (or fails after a while, if they never are), and fails
-// for the ID named fail; it notes what it released.
+// startGate is a provider whose Provision calls wait until all of order's
+// IDs are in flight together (or fail after a while, if they never are),
+// then return one at a time in that order: the next once the Actor has
+// dealt with the previous (added it to the pool, or released it). It fails
+// the ID named fail, and notes what it released.
 type startGate struct {
-	want int
-	fail string
+	order []string
+	fail  string
 
 	mu       sync.Mutex
 	inFlight int
-	all      chan struct{}
+	turns    map[string]chan struct{}
+	next     int
 	released []string
+}
+
+func newStartGate(fail string, order ...string) *startGate {
+	g := &startGate{order: order, fail: fail, turns: map[string]chan struct{}{}}
+	for _, id := range order {
+		g.turns[id] = make(chan struct{})
+	}
+	return g
+}
+
+// open lets the next start in order return.
+func (g *startGate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.next < len(g.order) {
+		close(g.turns[g.order[g.next]])
+		g.next++
+	}
 }
 
 func (g *startGate) Provision(ctx context.Context, spec provider.Spec) (provider.Instance, error) {
 	g.mu.Lock()
 	g.inFlight++
-	if g.inFlight == g.want {
-		close(g.all)
-	}
+	all := g.inFlight == len(g.order)
+	turn := g.turns[spec.ID]
 	g.mu.Unlock()
+	if all {
+		g.open()
+	}
 	select {
-	case <-g.all:
+	case <-turn:
 	case <-time.After(5 * time.Second):
 		return provider.Instance{}, fmt.Errorf("provision %s: the other starts never came while it waited", spec.ID)
 	}
@@ -588,16 +611,24 @@ func (g *startGate) Status(context.Context, string) (provider.Instance, error) {
 
 func (g *startGate) Release(_ context.Context, id string) error {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	g.released = append(g.released, id)
+	g.mu.Unlock()
+	g.open()
 	return nil
 }
 
-// listPool is a pool that only lists its backends.
-type listPool struct{ backends []traffic.Backend }
+// listPool is a pool that only lists its backends, and calls added after
+// each is added.
+type listPool struct {
+	backends []traffic.Backend
+	added    func()
+}
 
 func (p *listPool) AddBackend(b traffic.Backend) error {
 	p.backends = append(p.backends, b)
+	if p.added != nil {
+		p.added()
+	}
 	return nil
 }
 
@@ -611,10 +642,12 @@ func (p *listPool) Backends() []traffic.Backend { return p.backends }
 // TestActorStartsTogether checks that a scale-up starts its replicas at
 // once rather than one after another (each Provision here returns only
 // once all three are in flight), records them all before, adds those that
-// started, and releases and forgets the one that failed.
+// started, releases and forgets the one that failed without forgetting the
+// others, and keeps them in start order though they came up newest first.
 func TestActorStartsTogether(t *testing.T) {
-	gate := &startGate{want: 3, fail: "work-scale-2", all: make(chan struct{})}
-	pool := &listPool{backends: []traffic.Backend{{Name: "work-base"}}}
+	// The starts end newest first, the failed one between the others.
+	gate := newStartGate("work-scale-2", "work-scale-3", "work-scale-2", "work-scale-1")
+	pool := &listPool{backends: []traffic.Backend{{Name: "work-base"}}, added: gate.open}
 	var records [][]string
 	actor, err := NewActor(ActorConfig{
 		Component: "work", Template: provider.Spec{Command: []string{"replica"}}, Instances: gate, Pool: pool,
@@ -630,8 +663,13 @@ func TestActorStartsTogether(t *testing.T) {
 	if want := []string{"work-scale-1", "work-scale-2", "work-scale-3"}; len(records) == 0 || !slices.Equal(records[0], want) {
 		t.Errorf("first record %v, want %v before any start", records, want)
 	}
-	if got, want := slices.Sorted(slices.Values(records[len(records)-1])), []string{"work-scale-1", "work-scale-3"}; !slices.Equal(got, want) {
-		t.Errorf("last record %v, want %v (in any order)", got, want)
+	// When work-scale-2 failed, work-scale-3 was up and work-scale-1 still
+	// starting: the record that dropped work-scale-2 keeps both.
+	if len(records) != 3 || !slices.Equal(slices.Sorted(slices.Values(records[1])), []string{"work-scale-1", "work-scale-3"}) {
+		t.Errorf("records %v, want the three, then work-scale-1 and -3 once work-scale-2 failed, then those in start order", records)
+	}
+	if got, want := records[len(records)-1], []string{"work-scale-1", "work-scale-3"}; !slices.Equal(got, want) {
+		t.Errorf("last record %v, want %v (in start order)", got, want)
 	}
 	if !slices.Equal(gate.released, []string{"work-scale-2"}) {
 		t.Errorf("released %v, want the one that failed", gate.released)

@@ -190,8 +190,8 @@ func (b *budget) current() (choice, bool) {
 // cap is the most replicas the budget affords the forecast now: any while
 // Predictive has run no more than the shadow since the price was set, or
 // more by at most overdraft; the shadow's count beyond that, so that it
-// pays its debt back rather than adding to it however long the price takes
-// to rise.
+// pays its debt back to within the overdraft rather than adding to it
+// however long the price takes to rise.
 func (b *budget) cap() int {
 	if b.debt > overdraft {
 		return b.shadowN

@@ -69,8 +69,9 @@ const DefaultRisk = 0.002
 // high where the forecast is sharp and a replica buys much coverage, lower
 // where it is wide. An integral controller raises the price while
 // Predictive runs more replicas than the shadow and lowers it while it runs
-// fewer, and once Predictive has run more in total than the shadow it asks
-// for at most the shadow's count until it has paid that back (see budget):
+// fewer, and once Predictive has run more in total than the shadow, by
+// more than a small overdraft, it asks for at most the shadow's count until
+// it is back within it (see budget):
 // the scale-down stabilisation window does not hold it above that, though
 // the reactive floor, the scale-down rate policies and min_replicas may. The
 // HPA buys safety with fixed headroom over the last measurement; Predictive

@@ -228,8 +228,10 @@ func TestBudgetChoose(t *testing.T) {
 }
 
 // TestBudgetDebt checks that once Predictive has run more replicas in total
-// than the shadow, the budget affords the forecast no more than the
-// shadow's count, and that the price rises while it runs over.
+// than the shadow, by more than the overdraft, the budget affords the
+// forecast no more than the shadow's count, that within it (and once back
+// within it) the forecast is not capped, and that the price rises while it
+// runs over.
 func TestBudgetDebt(t *testing.T) {
 	b := newBudget(DefaultHPA(10, demandMetric100), 100, 0.01)
 	b.priced, b.charged, b.mean, b.shadowN, b.logPrice = true, minCharged, 5, 5, math.Log(0.01)
@@ -237,22 +239,22 @@ func TestBudgetDebt(t *testing.T) {
 		t.Fatalf("cap with no debt = %d, want none", got)
 	}
 	price := b.logPrice
-	// 2 over the shadow for one interval: within the overdraft.
-	b.steps = []countStep{{at: t0, ran: 7, shadow: 5, ready: 7}}
-	b.close(t0.Add(time.Minute), time.Minute, 300)
+	// One over the shadow for a minute at a time: a debt of 1
+	// replica-interval a minute, up to the overdraft and one beyond it.
+	b.steps = []countStep{{at: t0, ran: 6, shadow: 5, ready: 6}}
+	for i := 1; i <= overdraft; i++ {
+		b.close(t0.Add(time.Duration(i)*time.Minute), time.Minute, 300)
+	}
 	if got := b.cap(); got != math.MaxInt || !(b.logPrice > price) {
-		t.Fatalf("after running 7 for the shadow's 5 for a minute: cap %d, log price %v (was %v); want none and a rise", got, b.logPrice, price)
+		t.Fatalf("at a debt of %v (the overdraft): cap %d, log price %v (was %v); want none and a rise", b.debt, got, b.logPrice, price)
 	}
-	// For 6 more: a debt of 14 replica-intervals, beyond it.
-	for i := 1; i <= 6; i++ {
-		b.close(t0.Add(time.Duration(i+1)*time.Minute), time.Minute, 300)
-	}
+	b.close(t0.Add(time.Duration(overdraft+1)*time.Minute), time.Minute, 300)
 	if got := b.cap(); got != 5 {
-		t.Fatalf("after running 7 for the shadow's 5 for 7 minutes (debt %v): cap %d, want 5", b.debt, got)
+		t.Fatalf("at a debt of %v (the overdraft and 1): cap %d, want the shadow's 5", b.debt, got)
 	}
-	b.steps = []countStep{{at: t0.Add(7 * time.Minute), ran: 2, shadow: 5, ready: 2}}
-	b.close(t0.Add(8*time.Minute), time.Minute, 100)
+	b.steps = []countStep{{at: t0.Add(time.Duration(overdraft+1) * time.Minute), ran: 4, shadow: 5, ready: 4}}
+	b.close(t0.Add(time.Duration(overdraft+2)*time.Minute), time.Minute, 100)
 	if got := b.cap(); got != math.MaxInt {
-		t.Fatalf("cap after paying back to %v = %d, want none", b.debt, got)
+		t.Fatalf("cap at a debt of %v, back within the overdraft = %d, want none", b.debt, got)
 	}
 }
