@@ -81,17 +81,20 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 }
 
-// TestScaleBounds checks that the edges of the scaling settings' ranges
-// load: a risk of 0.5 and a target of 1 (above either is refused, see
-// testdata/bad/scale.yaml).
-func TestScaleBounds(t *testing.T) {
-	c, err := config.Parse([]byte(`
+// minimalOrders is a config with one component and nothing else set.
+const minimalOrders = `
 components:
   - name: orders
     proxy: 127.0.0.1:18081
     primary: {url: http://127.0.0.1:28081}
     replica: {command: [orders]}
-    scale: {enabled: true, capacity_rps: 200, risk: 0.5, target_utilization: 1}
+`
+
+// TestScaleBounds checks that the edges of the scaling settings' ranges
+// load: a risk of 0.5 and a target of 1 (above either is refused, see
+// testdata/bad/scale.yaml).
+func TestScaleBounds(t *testing.T) {
+	c, err := config.Parse([]byte(minimalOrders + `    scale: {enabled: true, capacity_rps: 200, risk: 0.5, target_utilization: 1}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -103,13 +106,7 @@ components:
 
 // TestDefaultsApply checks that a minimal file gets every default.
 func TestDefaultsApply(t *testing.T) {
-	c, err := config.Parse([]byte(`
-components:
-  - name: orders
-    proxy: 127.0.0.1:18081
-    primary: {url: http://127.0.0.1:28081}
-    replica: {command: [orders]}
-`))
+	c, err := config.Parse([]byte(minimalOrders))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,9 +71,9 @@ const DefaultRisk = 0.002
 // Predictive runs more replicas than the shadow and lowers it while it runs
 // fewer, and once Predictive has run more in total than the shadow, by
 // more than a small overdraft, it asks for at most the shadow's count until
-// it is back within it (see budget):
-// the scale-down stabilisation window does not hold it above that, though
-// the reactive floor, the scale-down rate policies and min_replicas may. The
+// it is back within it (see budget): the scale-down stabilisation window
+// does not hold it above that, though the reactive floor, the scale-down
+// rate policies and min_replicas may. The
 // HPA buys safety with fixed headroom over the last measurement; Predictive
 // spends the same, or less when 1-Risk is cheaper, where the forecast says
 // the demand will be and where it buys the most. Until the forecaster
